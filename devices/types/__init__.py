@@ -1,0 +1,1 @@
+"""Device types, one module each; the registry imports every module here."""

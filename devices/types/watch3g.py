@@ -1,0 +1,11 @@
+"""GPS elder watch on the 3G/4G TCP protocol, bridged to native messages by the watch gateway."""
+
+from devices.device_type import DeviceType
+from devices.types._wearable import WEARABLE_MESSAGES
+
+DEVICE_TYPE = DeviceType(
+    key="watch3g",
+    description="3G/4G GPS elder watch (TCP text protocol via the watch gateway)",
+    category="wearable",
+    messages=WEARABLE_MESSAGES,
+)

@@ -1,0 +1,11 @@
+"""SOS wristband / anti-wandering bracelet speaking the native MQTT protocol."""
+
+from devices.device_type import DeviceType
+from devices.types._wearable import WEARABLE_MESSAGES
+
+DEVICE_TYPE = DeviceType(
+    key="wristband",
+    description="SOS wristband with GNSS, accelerometer and heart-rate sensor",
+    category="wearable",
+    messages=WEARABLE_MESSAGES,
+)

@@ -1,0 +1,51 @@
+"""Command line: `python -m hub run | config | migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from hub.errors import ConfigError, EldercareError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; errors are printed as one clear line with a non-zero exit."""
+    parser = argparse.ArgumentParser(prog="python -m hub", description="Eldercare monitoring hub")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the hub (private PostgreSQL and Mosquitto unless URLs are set)")
+    run.add_argument("--demo", action="store_true", help="seed demo households and run the demo fleet")
+    sub.add_parser("config", help="print the effective configuration, secrets masked")
+    sub.add_parser("migrate", help="apply database migrations to ELDERCARE_DB_URL")
+    args = parser.parse_args(argv)
+
+    from hub import logs
+    from hub.settings import load_settings
+
+    try:
+        overrides = {"demo": True} if getattr(args, "demo", False) else {}
+        settings = load_settings(**overrides)
+        if args.command == "config":
+            print(json.dumps(settings.masked(), indent=2, ensure_ascii=False))
+            return 0
+        logs.setup(settings.log_level)
+        if args.command == "migrate":
+            if settings.db_url is None:
+                raise ConfigError("ELDERCARE_DB_URL is not set")
+            from hub.storage.migrations import migrate
+
+            print("applied:", migrate(settings.db_url) or "nothing (up to date)")
+            return 0
+        from hub import stack
+
+        stack.run(settings)
+        return 0
+    except EldercareError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

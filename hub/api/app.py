@@ -1,0 +1,77 @@
+"""Builds the FastAPI application around a running hub."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from hub.api.routes import alerts, auth, health
+
+if TYPE_CHECKING:
+    from hub.service import Hub
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent.parent / "dashboard" / "static"
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+}
+
+
+class SecurityHeaders(BaseHTTPMiddleware):
+    """Adds the headers every response should carry."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        """Pass through, then decorate."""
+        response = await call_next(request)
+        for name, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
+def create_app(hub: Hub) -> FastAPI:
+    """The API plus the dashboard, wired to one hub."""
+    app = FastAPI(
+        title="Eldercare hub",
+        version="0.1.0",
+        description="SOS wristbands, home sensors and escalation for city elder-care platforms.",
+    )
+    app.state.hub = hub
+    app.add_middleware(SecurityHeaders)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        # Say what was wrong with the request, without echoing stack traces or internals.
+        problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in err.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, err: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=err)
+        return JSONResponse({"detail": "internal error; see the hub log"}, status_code=500)
+
+    for module in (health, auth, alerts):
+        app.include_router(module.router)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/console")
+
+    @app.get("/console", include_in_schema=False)
+    async def console() -> FileResponse:
+        return FileResponse(STATIC / "console.html")
+
+    return app

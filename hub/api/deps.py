@@ -1,0 +1,60 @@
+"""Dependencies shared by the routes: the hub context, the database connection and the current user."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from psycopg import AsyncConnection
+
+from hub.users import AuthError, User, user_for_token
+
+if TYPE_CHECKING:
+    from hub.service import Hub
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+def get_hub(request: Request) -> Hub:
+    """The running hub this app serves."""
+    return request.app.state.hub
+
+
+HubDep = Annotated["Hub", Depends(get_hub)]
+
+
+async def get_conn(hub: HubDep) -> AsyncIterator[AsyncConnection[Any]]:
+    """A pooled connection; commits when the route returns, rolls back on error."""
+    async with hub.pool.connection() as conn:
+        yield conn
+
+
+ConnDep = Annotated[AsyncConnection[Any], Depends(get_conn)]
+
+
+async def current_user(conn: ConnDep, token: Annotated[str | None, Depends(oauth2)]) -> User:
+    """The user behind the bearer token, or 401."""
+    if not token:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not authenticated",
+                            headers={"WWW-Authenticate": "Bearer"})
+    try:
+        return await user_for_token(conn, token)
+    except AuthError as err:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(err),
+                            headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_roles(*roles: str) -> Any:
+    """A dependency that admits only the given roles (403 otherwise)."""
+
+    async def check(user: CurrentUser) -> User:
+        if user.role not in roles:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {user.role} may not do this")
+        return user
+
+    return Depends(check)

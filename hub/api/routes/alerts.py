@@ -1,0 +1,207 @@
+"""Alerts: list and filter within the user's scope, timeline, acknowledge, comment, resolve."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from psycopg.rows import dict_row
+from pydantic import BaseModel, ConfigDict, Field
+
+from alerts.model import RESOLUTIONS
+from alerts.store import add_event, feed
+from hub.api.deps import ConnDep, CurrentUser, require_roles
+from hub.users import User, scope_filter
+
+router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+
+_COLUMNS = """a.id, a.resident_id, a.household_id, a.region_path, a.type, a.severity, a.active,
+  a.acknowledged_at, a.acknowledged_by, a.closed_at, a.resolution, a.assigned_to, a.first_ts, a.last_ts,
+  a.trigger_count, a.source_device, a.location, a.details, a.created_at, a.updated_at"""
+
+
+class Alert(BaseModel):
+    """One alert as the API shows it."""
+
+    id: int
+    resident_id: str
+    household_id: str
+    region_path: str
+    type: str
+    severity: str
+    active: bool
+    acknowledged_at: datetime | None
+    acknowledged_by: int | None
+    closed_at: datetime | None
+    resolution: str | None
+    assigned_to: int | None
+    first_ts: datetime
+    last_ts: datetime
+    trigger_count: int
+    source_device: str | None
+    location: dict[str, Any] | None
+    details: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class AlertPage(BaseModel):
+    """A page of alerts, newest first; pass `next_before` as `before` for the next page."""
+
+    items: list[Alert]
+    next_before: int | None
+
+
+class TimelineEntry(BaseModel):
+    """One step in an alert's history."""
+
+    id: int
+    ts: datetime
+    kind: str
+    actor: str
+    details: dict[str, Any]
+
+
+class AckBody(BaseModel):
+    """How the alert was acknowledged."""
+
+    model_config = ConfigDict(extra="forbid")
+    via: str = Field("console", max_length=40, description="console, phone, app...")
+    note: str = Field("", max_length=1000)
+
+
+class ResolveBody(BaseModel):
+    """The outcome of an alert."""
+
+    model_config = ConfigDict(extra="forbid")
+    resolution: Literal[RESOLUTIONS] = Field(description="What happened")  # type: ignore[valid-type]
+    note: str = Field("", max_length=2000)
+
+
+class CommentBody(BaseModel):
+    """A free-text note on the timeline."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=2000)
+
+
+async def _load(conn: ConnDep, user: User, alert_id: int, lock: bool = False) -> dict[str, Any]:
+    where, params = scope_filter(user, "a.region_path", "a.resident_id")
+    sql = f"SELECT {_COLUMNS} FROM alerts a WHERE a.id = %(id)s AND {where}"  # noqa: S608 - fragments are ours
+    if lock:
+        sql += " FOR UPDATE"
+    cur = conn.cursor(row_factory=dict_row)
+    row = await (await cur.execute(sql, {"id": alert_id, **params})).fetchone()
+    if row is None:
+        # Out of scope looks exactly like absent: no hint that the alert exists.
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"alert {alert_id} not found")
+    return row
+
+
+@router.get("", response_model=AlertPage, summary="List alerts in your scope, newest first")
+async def list_alerts(
+    conn: ConnDep,
+    user: CurrentUser,
+    state: Annotated[Literal["open", "closed", "all"], Query(description="open, closed or all")] = "all",
+    type: Annotated[str | None, Query(max_length=40, description="alert type")] = None,
+    severity: Annotated[str | None, Query(max_length=10)] = None,
+    resident_id: Annotated[str | None, Query(max_length=64)] = None,
+    before: Annotated[int | None, Query(ge=1, description="cursor: alerts with id below this")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> AlertPage:
+    """Scope is part of the query, not a filter applied afterwards."""
+    where, params = scope_filter(user, "a.region_path", "a.resident_id")
+    clauses = [where]
+    if state == "open":
+        clauses.append("a.closed_at IS NULL")
+    elif state == "closed":
+        clauses.append("a.closed_at IS NOT NULL")
+    for name, value in (("type", type), ("severity", severity), ("resident_id", resident_id)):
+        if value is not None:
+            clauses.append(f"a.{name} = %({name})s")
+            params[name] = value
+    if before is not None:
+        clauses.append("a.id < %(before)s")
+        params["before"] = before
+    params["limit"] = limit + 1
+    sql = (f"SELECT {_COLUMNS} FROM alerts a WHERE {' AND '.join(clauses)} "  # noqa: S608 - fragments are ours
+           "ORDER BY a.id DESC LIMIT %(limit)s")
+    cur = conn.cursor(row_factory=dict_row)
+    rows = await (await cur.execute(sql, params)).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return AlertPage(items=[Alert(**r) for r in rows], next_before=rows[-1]["id"] if more else None)
+
+
+@router.get("/{alert_id}", response_model=Alert, summary="One alert")
+async def get_alert(alert_id: int, conn: ConnDep, user: CurrentUser) -> Alert:
+    """404 when absent or outside your scope."""
+    return Alert(**await _load(conn, user, alert_id))
+
+
+@router.get("/{alert_id}/timeline", response_model=list[TimelineEntry], summary="Every step of an alert")
+async def timeline(alert_id: int, conn: ConnDep, user: CurrentUser) -> list[TimelineEntry]:
+    """Creation, notifications, acknowledgement, escalation, comments, resolution, in order."""
+    await _load(conn, user, alert_id)
+    cur = conn.cursor(row_factory=dict_row)
+    rows = await (await cur.execute(
+        "SELECT id, ts, kind, actor, details FROM alert_events WHERE alert_id = %s ORDER BY id LIMIT 1000",
+        (alert_id,),
+    )).fetchall()
+    return [TimelineEntry(**r) for r in rows]
+
+
+@router.post("/{alert_id}/ack", response_model=Alert, summary="Acknowledge: stops the escalation ladder",
+             dependencies=[require_roles("admin", "operator", "community_worker", "family")])
+async def acknowledge(alert_id: int, body: AckBody, conn: ConnDep, user: CurrentUser) -> Alert:
+    """Idempotent: a second acknowledgement is recorded but changes nothing."""
+    row = await _load(conn, user, alert_id, lock=True)
+    if row["acknowledged_at"] is None:
+        await conn.execute(
+            "UPDATE alerts SET acknowledged_at = now(), acknowledged_by = %s, updated_at = now() WHERE id = %s",
+            (user.id, alert_id))
+        await conn.execute("DELETE FROM alert_timers WHERE alert_id = %s", (alert_id,))
+        await add_event(conn, alert_id, "acknowledged", user.username, {"via": body.via, "note": body.note})
+        await _audit(conn, user, "alert.ack", alert_id)
+        await feed(conn, "alert", row["region_path"], row["resident_id"],
+                   {"alert_id": alert_id, "change": "acknowledged"})
+    return Alert(**await _load(conn, user, alert_id))
+
+
+@router.post("/{alert_id}/comment", response_model=TimelineEntry, summary="Add a note to the timeline")
+async def comment(alert_id: int, body: CommentBody, conn: ConnDep, user: CurrentUser) -> TimelineEntry:
+    """Comments are kept on the timeline with their author."""
+    row = await _load(conn, user, alert_id)
+    await add_event(conn, alert_id, "comment", user.username, {"text": body.text})
+    await feed(conn, "alert", row["region_path"], row["resident_id"], {"alert_id": alert_id, "change": "comment"})
+    cur = conn.cursor(row_factory=dict_row)
+    entry = await (await cur.execute(
+        "SELECT id, ts, kind, actor, details FROM alert_events WHERE alert_id = %s ORDER BY id DESC LIMIT 1",
+        (alert_id,))).fetchone()
+    assert entry is not None
+    return TimelineEntry(**entry)
+
+
+@router.post("/{alert_id}/resolve", response_model=Alert, summary="Close an alert with an outcome",
+             dependencies=[require_roles("admin", "operator", "community_worker")])
+async def resolve(alert_id: int, body: ResolveBody, conn: ConnDep, user: CurrentUser) -> Alert:
+    """Resolving acknowledges too, stops escalation and frees the slot for a new alert of that type."""
+    row = await _load(conn, user, alert_id, lock=True)
+    if row["closed_at"] is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"alert {alert_id} is already closed")
+    await conn.execute(
+        "UPDATE alerts SET closed_at = now(), active = false, resolution = %s,"
+        " acknowledged_at = COALESCE(acknowledged_at, now()), acknowledged_by = COALESCE(acknowledged_by, %s),"
+        " updated_at = now() WHERE id = %s",
+        (body.resolution, user.id, alert_id))
+    await conn.execute("DELETE FROM alert_timers WHERE alert_id = %s", (alert_id,))
+    await add_event(conn, alert_id, "resolved", user.username, {"resolution": body.resolution, "note": body.note})
+    await _audit(conn, user, "alert.resolve", alert_id)
+    await feed(conn, "alert", row["region_path"], row["resident_id"], {"alert_id": alert_id, "change": "resolved"})
+    return Alert(**await _load(conn, user, alert_id))
+
+
+async def _audit(conn: ConnDep, user: User, action: str, alert_id: int) -> None:
+    await conn.execute("INSERT INTO audit_log (user_id, action, target) VALUES (%s, %s, %s)",
+                       (user.id, action, f"alert:{alert_id}"))

@@ -1,0 +1,1 @@
+"""Detectors that turn sensor streams into events (falls, inactivity)."""

@@ -1,0 +1,1 @@
+"""From broker to database: the MQTT source, decoding, detection hooks and the batching writer."""

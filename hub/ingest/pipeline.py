@@ -1,0 +1,139 @@
+"""Turns inbound messages into observations, alerts and rows; bad input is dead-lettered, never fatal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from alerts.model import Binding, Trigger
+from alerts.rules import triggers_for
+from devices.device_type import DeviceType
+from devices.errors import DecodeError
+from devices.observation import Observation
+from devices.topics import parse_topic
+from hub.health import Health
+from hub.ingest.bindings import Bindings
+from hub.ingest.inbound import Inbound
+from hub.ingest.writer import Writer
+from hub.plugins import Registry
+
+log = logging.getLogger(__name__)
+
+
+class Detector(Protocol):
+    """Something that watches observations and may raise alerts (falls, inactivity, geofences)."""
+
+    def observe(self, obs: Observation, binding: Binding) -> list[Trigger]:
+        """React to one observation."""
+        ...
+
+
+class Pipeline:
+    """Two inbound queues (critical first) drained by one consumer into the writer."""
+
+    def __init__(
+        self,
+        topic_root: str,
+        device_types: Registry[DeviceType],
+        bindings: Bindings,
+        writer: Writer,
+        health: Health,
+        max_payload_bytes: int,
+        max_skew_s: float,
+        queue_max: int,
+        detectors: list[Detector] | None = None,
+    ) -> None:
+        self._root = topic_root
+        self._types = device_types
+        self._bindings = bindings
+        self._writer = writer
+        self._health = health
+        self._max_payload = max_payload_bytes
+        self._max_skew = max_skew_s
+        self._queue_max = queue_max
+        self.detectors = detectors or []
+        self._critical: deque[Inbound] = deque()
+        self._telemetry: deque[Inbound] = deque()
+        self._ready = asyncio.Event()
+        self.on_drained: Callable[[], None] | None = None  # wakes a producer held by backpressure
+
+    # Called from paho's thread: reading a deque's length is safe under the GIL.
+    def critical_room(self) -> bool:
+        """True while the critical queue may take more."""
+        return len(self._critical) < self._queue_max
+
+    def telemetry_room(self) -> bool:
+        """True while the telemetry queue may take more; beyond it telemetry is shed."""
+        return len(self._telemetry) < self._queue_max
+
+    def deliver(self, item: Inbound) -> None:
+        """Enqueue one inbound message (runs on the event loop)."""
+        (self._critical if item.critical_hint else self._telemetry).append(item)
+        self._ready.set()
+
+    def depths(self) -> dict[str, int]:
+        """Current queue depths, for /health and metrics."""
+        return {"critical": len(self._critical), "telemetry": len(self._telemetry)}
+
+    async def run(self) -> None:
+        """Consume forever, critical messages before telemetry."""
+        while True:
+            if not self._critical and not self._telemetry:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            await self._writer.wait_for_room()
+            for _ in range(256):
+                if self._critical:
+                    item = self._critical.popleft()
+                elif self._telemetry:
+                    item = self._telemetry.popleft()
+                else:
+                    break
+                await self.handle(item)
+            self._health.gauges["queue_critical"] = len(self._critical)
+            self._health.gauges["queue_telemetry"] = len(self._telemetry)
+            if self.on_drained is not None:
+                self.on_drained()
+            await asyncio.sleep(0)  # let the writer and the API run between slices
+
+    async def handle(self, item: Inbound) -> None:
+        """Decode, bind, detect and queue one message; a DecodeError becomes a dead letter."""
+        self._health.count("messages_in")
+        device_id: str | None = None
+        try:
+            if len(item.payload) > self._max_payload:
+                raise DecodeError("too_large", f"payload of {len(item.payload)} bytes exceeds {self._max_payload}")
+            topic = parse_topic(item.topic, self._root)
+            device_id = topic.device_id
+            if topic.device_type not in self._types:
+                raise DecodeError("unknown_type", f"no device type '{topic.device_type}'")
+            binding = await self._bindings.get(topic.device_id)
+            if binding is None:
+                raise DecodeError("unknown_device", "device is not provisioned")
+            if not binding.active:
+                raise DecodeError("revoked_device", "device was revoked")
+            if binding.device_type != topic.device_type:
+                raise DecodeError("type_mismatch", f"device is a {binding.device_type}, topic says {topic.device_type}")
+            received = datetime.fromtimestamp(item.received, UTC)
+            obs = self._types.get(topic.device_type).decode(
+                topic.device_id, topic.message, item.payload, received, self._max_skew
+            )
+        except DecodeError as err:
+            self._health.count(f"dead_letter.{err.reason}")
+            self._writer.dead_letter(item.topic, device_id, err.reason, err.detail, item.payload, item.ack)
+            return
+        triggers = triggers_for(obs, binding)
+        for detector in self.detectors:
+            try:
+                triggers += detector.observe(obs, binding)
+            except Exception:  # a detector bug must not stop ingestion of other devices
+                self._health.count("detector_errors")
+                log.exception("detector %s failed on device %s", type(detector).__name__, obs.device_id)
+        if obs.critical:
+            self._health.count("critical_in")
+        self._writer.add(obs, binding, triggers, item.ack, received)

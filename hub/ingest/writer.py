@@ -1,0 +1,285 @@
+"""Batched, idempotent writes: COPY for volume, one transaction per batch, acks only after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from alerts.model import Binding, Trigger
+from alerts.store import raise_alert
+from devices.observation import Observation
+from hub.health import Health
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[[], None]
+
+_STATUS_UPSERT = """
+INSERT INTO device_status (device_id, last_seen, online, battery, signal, worn, tamper, last_location, updated_at)
+SELECT d, s, o, b, g, w, t, l, now()
+FROM unnest(%s::text[], %s::timestamptz[], %s::bool[], %s::real[], %s::real[], %s::bool[], %s::bool[],
+            %s::jsonb[]) AS u(d, s, o, b, g, w, t, l)
+ON CONFLICT (device_id) DO UPDATE SET
+  last_seen = GREATEST(device_status.last_seen, EXCLUDED.last_seen),
+  online = COALESCE(EXCLUDED.online, device_status.online),
+  battery = COALESCE(EXCLUDED.battery, device_status.battery),
+  signal = COALESCE(EXCLUDED.signal, device_status.signal),
+  worn = COALESCE(EXCLUDED.worn, device_status.worn),
+  tamper = COALESCE(EXCLUDED.tamper, device_status.tamper),
+  last_location = COALESCE(EXCLUDED.last_location, device_status.last_location),
+  updated_at = now()
+"""
+
+
+@dataclass
+class Batch:
+    """Everything written in one transaction, and the acknowledgements it releases."""
+
+    readings: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    event_triggers: dict[tuple[str, str], list[Trigger]] = field(default_factory=dict)
+    triggers: list[Trigger] = field(default_factory=list)
+    status: dict[str, dict[str, Any]] = field(default_factory=dict)
+    imu: list[tuple[Any, ...]] = field(default_factory=list)
+    dead: list[tuple[Any, ...]] = field(default_factory=list)
+    acks: list[Ack] = field(default_factory=list)
+    critical: bool = False
+    messages: int = 0
+    first_added: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.readings) + len(self.events) + len(self.imu) + len(self.dead) + len(self.triggers)
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What one committed batch produced: alerts created or refreshed, and counts."""
+
+    alerts: list[tuple[int, bool, Trigger]]
+    messages: int
+    duplicates: int
+
+
+class Writer:
+    """Collects observations into batches and writes them; retries with backoff while the database is away."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        health: Health,
+        batch_max: int,
+        flush_ms: int,
+        on_committed: Callable[[Committed], Awaitable[None]] | None = None,
+        backlog_max: int = 50_000,
+    ) -> None:
+        self._pool = pool
+        self._health = health
+        self._batch_max = batch_max
+        self._flush_s = flush_ms / 1000
+        self._on_committed = on_committed
+        self._backlog_max = backlog_max
+        self._batch = Batch()
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # --- adding -------------------------------------------------------------------------------
+
+    def _start(self) -> Batch:
+        batch = self._batch
+        if not batch.messages and not len(batch):
+            batch.first_added = time.monotonic()
+        self._idle.clear()
+        return batch
+
+    def add(self, obs: Observation, binding: Binding, triggers: list[Trigger], ack: Ack | None,
+            received: datetime) -> None:
+        """Queue one decoded observation with the alerts it raises."""
+        batch = self._start()
+        batch.messages += 1
+        for metric, value in obs.readings:
+            batch.readings.append((obs.ts, obs.device_id, binding.resident_id, metric, value))
+        if obs.imu is not None:
+            batch.imu.append((obs.ts, obs.device_id, obs.imu.rate_hz, len(obs.imu.samples),
+                              obs.imu.samples.astype("<f4").tobytes()))
+        elif obs.kind not in {"heartbeat"}:
+            data = dict(obs.data)
+            if obs.location is not None:
+                data["location"] = obs.location.as_dict()
+            batch.events.append((obs.ts, obs.device_id, binding.resident_id, binding.household_id, obs.kind,
+                                 obs.msg_id, binding.room, json.dumps(data, default=str), received))
+            if triggers:
+                # A redelivery inside the same batch must not raise the alert twice.
+                batch.event_triggers.setdefault((obs.device_id, obs.msg_id), triggers)
+                triggers = []
+        batch.triggers.extend(triggers)
+        self._merge_status(batch, obs)
+        if ack is not None:
+            batch.acks.append(ack)
+        if obs.critical:
+            batch.critical = True
+        self._after_add(batch)
+
+    def add_triggers(self, triggers: list[Trigger]) -> None:
+        """Queue alerts raised by detectors rather than by a single message."""
+        if triggers:
+            batch = self._start()
+            batch.triggers.extend(triggers)
+            batch.critical = True
+            self._after_add(batch)
+
+    def dead_letter(self, topic: str, device_id: str | None, reason: str, detail: str, payload: bytes,
+                    ack: Ack | None) -> None:
+        """Queue a message that could not be used, with why."""
+        batch = self._start()
+        batch.messages += 1
+        batch.dead.append((topic[:512], device_id, reason, detail[:500], payload[:4096]))
+        if ack is not None:
+            batch.acks.append(ack)
+        self._after_add(batch)
+
+    def _merge_status(self, batch: Batch, obs: Observation) -> None:
+        merged = batch.status.setdefault(obs.device_id, {"last_seen": obs.ts})
+        merged["last_seen"] = max(obs.ts, merged["last_seen"])
+        merged.update(obs.status)
+        if obs.kind != "availability":
+            merged["online"] = True
+        if obs.location is not None:
+            merged["last_location"] = {**obs.location.as_dict(), "ts": obs.ts.isoformat()}
+
+    def _after_add(self, batch: Batch) -> None:
+        if batch.critical or len(batch) >= self._batch_max:
+            self._wake.set()
+        if len(batch) >= self._backlog_max:
+            self._room.clear()
+
+    async def wait_for_room(self) -> None:
+        """Backpressure: the consumer waits here while a stuck database has the backlog full."""
+        await self._room.wait()
+
+    async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - bounded shutdown
+        """Wait until everything queued so far is committed (tests and shutdown)."""
+        self._wake.set()
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
+    # --- writing ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Flush by size, by criticality, or when the oldest item has waited flush_ms."""
+        attempt = 0
+        while True:
+            batch = self._batch
+            if not batch.messages and not len(batch):
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            wait = self._flush_s - (time.monotonic() - batch.first_added)
+            if wait > 0 and not batch.critical and len(batch) < self._batch_max:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                continue
+            self._batch = Batch()
+            while True:
+                try:
+                    committed = await self._write(batch)
+                    break
+                except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as err:
+                    # Keep the batch; nothing is acknowledged until it is in the database.
+                    self._health.database.down(f"write failed: {type(err).__name__}")
+                    attempt += 1
+                    delay = min(10.0, 0.2 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)  # noqa: S311
+                    log.warning("database write failed (%s); retrying in %.1f s", type(err).__name__, delay)
+                    await asyncio.sleep(delay)
+            attempt = 0
+            self._health.database.up()
+            for ack in batch.acks:
+                ack()
+            self._room.set()
+            if self._on_committed is not None and (committed.alerts or committed.messages):
+                await self._on_committed(committed)
+
+    async def _write(self, batch: Batch) -> Committed:  # noqa: PLR0912 - one branch per table, in order
+        started = time.perf_counter()
+        alerts: list[tuple[int, bool, Trigger]] = []
+        duplicates = 0
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
+            if batch.readings:
+                async with cur.copy("COPY readings (ts, device_id, resident_id, metric, value) FROM STDIN") as cp:
+                    for row in batch.readings:
+                        await cp.write_row(row)
+            new_events: set[tuple[str, str]] = set()
+            if batch.events:
+                await cur.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS stage_events (LIKE device_events INCLUDING DEFAULTS)"
+                    " ON COMMIT DELETE ROWS"
+                )
+                async with cur.copy(
+                    "COPY stage_events (ts, device_id, resident_id, household_id, kind, msg_id, room, data,"
+                    " received_at) FROM STDIN"
+                ) as cp:
+                    for row in batch.events:
+                        await cp.write_row(row)
+                await cur.execute(
+                    "INSERT INTO device_events SELECT * FROM stage_events ON CONFLICT DO NOTHING"
+                    " RETURNING device_id, msg_id"
+                )
+                new_events = {(r[0], r[1]) for r in await cur.fetchall()}
+                duplicates = len(batch.events) - len(new_events)
+            if batch.imu:
+                async with cur.copy("COPY imu_batches (ts, device_id, rate_hz, n, samples) FROM STDIN") as cp:
+                    for row in batch.imu:
+                        await cp.write_row(row)
+            if batch.status:
+                await cur.execute(_STATUS_UPSERT, _status_columns(batch.status))
+            if batch.dead:
+                await cur.executemany(
+                    "INSERT INTO dead_letters (topic, device_id, reason, detail, payload) VALUES (%s, %s, %s, %s, %s)",
+                    batch.dead,
+                )
+            # Only a first delivery raises alerts; a redelivered message finds its event already stored.
+            for key, triggers in batch.event_triggers.items():
+                if key in new_events:
+                    for trigger in triggers:
+                        alert_id, created = await raise_alert(conn, trigger)
+                        alerts.append((alert_id, created, trigger))
+            for trigger in batch.triggers:
+                alert_id, created = await raise_alert(conn, trigger)
+                alerts.append((alert_id, created, trigger))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self._health.gauges["db_write_ms_last"] = round(elapsed_ms, 2)
+        self._health.count("rows_written", len(batch))
+        self._health.count("messages_committed", batch.messages)
+        if duplicates:
+            self._health.count("duplicates_ignored", duplicates)
+        return Committed(alerts, batch.messages, duplicates)
+
+
+def _status_columns(status: dict[str, dict[str, Any]]) -> tuple[list[Any], ...]:
+    ids = list(status)
+    col = [status[d] for d in ids]
+    return (
+        ids,
+        [s["last_seen"] for s in col],
+        [s.get("online") for s in col],
+        [s.get("battery") for s in col],
+        [s.get("signal") for s in col],
+        [s.get("worn") for s in col],
+        [s.get("tamper") for s in col],
+        [json.dumps(s["last_location"]) if s.get("last_location") else None for s in col],
+    )

@@ -1,0 +1,147 @@
+"""The running hub: one object holding the pool, pipelines and API, started under one TaskGroup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import uvicorn
+from psycopg_pool import AsyncConnectionPool
+
+from alerts.engine import Engine
+from devices.registry import device_types
+from hub.embedded.process import ensure_port_free
+from hub.health import Health
+from hub.ingest.bindings import Bindings
+from hub.ingest.mqtt_source import MqttSource
+from hub.ingest.pipeline import Pipeline
+from hub.ingest.writer import Committed, Writer
+from hub.ratelimit import SlidingWindow
+from hub.settings import Settings
+from hub.storage import capabilities, retention
+from hub.storage.migrations import migrate
+from hub.storage.pool import make_pool, wait_for_database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Hub:
+    """Everything the API and the background tasks share; built once per process."""
+
+    settings: Settings
+    db_url: str
+    mqtt_url: str
+    health: Health = field(default_factory=Health)
+    login_limiter: SlidingWindow = field(default_factory=lambda: SlidingWindow(10, 60.0))
+    pool: AsyncConnectionPool[Any] = field(init=False)
+    bindings: Bindings = field(init=False)
+    writer: Writer = field(init=False)
+    pipeline: Pipeline = field(init=False)
+    engine: Engine = field(init=False)
+    source: MqttSource | None = None
+    caps: capabilities.Capabilities | None = None
+
+    def __post_init__(self) -> None:
+        self.pool = make_pool(self.db_url, self.settings.db_pool_max)
+        self.bindings = Bindings(self.pool)
+        self.engine = Engine(self.pool, self.health)
+        self.writer = Writer(self.pool, self.health, self.settings.ingest_batch_max, self.settings.ingest_flush_ms,
+                             on_committed=self._committed)
+        self.pipeline = Pipeline(
+            self.settings.mqtt_topic_root, device_types(), self.bindings, self.writer, self.health,
+            self.settings.max_payload_bytes, self.settings.max_clock_skew_s, self.settings.ingest_queue_max,
+        )
+
+    async def _committed(self, committed: Committed) -> None:
+        if any(created for _, created, _ in committed.alerts):
+            self.engine.wake()
+
+    def health_report(self) -> dict[str, Any]:
+        """The /health body, with live queue depths."""
+        self.health.gauges.update({f"queue_{k}": v for k, v in self.pipeline.depths().items()})
+        self.health.gauges["devices_known"] = len(self.bindings)
+        return self.health.as_dict()
+
+    async def prepare(self) -> None:
+        """Wait for the database, migrate, detect TimescaleDB, open the pool, load bindings."""
+        await wait_for_database(self.db_url, self.health)
+        await asyncio.to_thread(migrate, self.db_url)
+        await self.pool.open(wait=True, timeout=30)
+        async with self.pool.connection() as conn:
+            self.caps = await capabilities.detect(conn)
+        self.health.timescaledb = self.caps.as_dict() if self.caps.timescaledb else {}
+        if not self.caps.timescaledb:
+            log.warning("running on plain PostgreSQL without TimescaleDB: ordinary tables with time indexes")
+        else:
+            log.info("TimescaleDB %s (%s edition)", self.caps.timescaledb_version, self.caps.as_dict()["edition"])
+        count = await self.bindings.load_all()
+        log.info("loaded %d device bindings", count)
+
+    def start_ingest(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Connect to the broker and start feeding the pipeline."""
+        root = self.settings.mqtt_topic_root.rstrip("/")
+        self.source = MqttSource(
+            self.mqtt_url, self.settings.mqtt_client_id, [f"{root}/#"], self.pipeline.deliver, self.health,
+            self.pipeline.critical_room, self.pipeline.telemetry_room,
+        )
+        self.pipeline.on_drained = self.source.notify_drained
+        self.source.start(loop)
+
+    async def stop_ingest(self) -> None:
+        """Stop taking messages and flush what was already decoded (the writer still runs)."""
+        if self.source is not None:
+            self.source.stop()
+            self.source = None
+        try:
+            await self.writer.drain(timeout=5)
+        except (TimeoutError, psycopg.Error):
+            log.warning("shutdown with unflushed data; unacknowledged critical messages stay at the broker")
+
+    async def close(self) -> None:
+        """Release the broker session and the pool."""
+        if self.source is not None:
+            self.source.stop()
+        await self.pool.close()
+
+
+async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
+    """Run ingestion, writer, escalation, retention and the API until `stop` is set."""
+    from hub.api.app import create_app
+
+    settings = hub.settings
+    server: uvicorn.Server | None = None
+    if with_api:
+        ensure_port_free(settings.api_port, "API", "ELDERCARE_API_PORT")
+        config = uvicorn.Config(create_app(hub), host=settings.api_host, port=settings.api_port,
+                                log_config=None, lifespan="off", access_log=False)
+        server = uvicorn.Server(config)
+        # We own SIGINT/SIGTERM: uvicorn must neither take them over nor re-raise them on exit.
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    await hub.prepare()
+    hub.start_ingest(asyncio.get_running_loop())
+    assert hub.caps is not None
+    keep = retention.plan(settings.retention_days_telemetry, settings.retention_hours_imu)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(hub.writer.run(), name="writer"),
+                tg.create_task(hub.pipeline.run(), name="pipeline"),
+                tg.create_task(hub.engine.run(), name="escalation"),
+                tg.create_task(retention.run(hub.pool, hub.caps, keep), name="retention"),
+            ]
+            if server is not None:
+                tasks.append(tg.create_task(server.serve(), name="api"))
+            await stop.wait()
+            if server is not None:
+                server.should_exit = True
+            await hub.stop_ingest()
+            for task in tasks:
+                if task.get_name() != "api":
+                    task.cancel()
+    finally:
+        await hub.close()

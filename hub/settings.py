@@ -1,0 +1,139 @@
+"""The hub's one settings object, read from ELDERCARE_* environment variables at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub.errors import ConfigError
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class Settings(BaseSettings):
+    """Every tunable of the hub; each field documents itself and is checked at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="ELDERCARE_", extra="forbid", validate_default=True)
+
+    db_url: str | None = Field(
+        None,
+        description="PostgreSQL URL (postgresql://user:pass@host:port/db). Unset: start a private "
+        "PostgreSQL+TimescaleDB under var/pg.",
+    )
+    mqtt_url: str | None = Field(
+        None,
+        description="MQTT broker URL (mqtt://user:pass@host:port). Unset: start a private Mosquitto "
+        "with the repository's mosquitto.conf.",
+    )
+    data_dir: Path = Field(Path("var"), description="Where the private services, credentials and logs live.")
+    embedded_pg_port: Port = Field(55432, description="Port of the private PostgreSQL (loopback only).")
+    embedded_mqtt_port: Port = Field(18830, description="Port of the private Mosquitto (loopback only).")
+    api_host: str = Field("127.0.0.1", description="Address the API and dashboard listen on.")
+    api_port: Port = Field(8080, description="Port of the API and dashboard.")
+    mqtt_client_id: str = Field(
+        "eldercare-hub", description="Fixed MQTT client id of the ingestion session (persistent session)."
+    )
+    mqtt_username: str = Field("hub", description="MQTT account of the hub.")
+    mqtt_password: SecretStr | None = Field(
+        None, description="Password of the hub's MQTT account. Unset with the private broker: generated."
+    )
+    mqtt_topic_root: str = Field("eldercare/v1", description="Root of the native device topics.")
+    mqtt_passwd_file: Path | None = Field(
+        None,
+        description="Mosquitto password file the provisioning writes device credentials to. "
+        "Default: <data_dir>/mosquitto/passwd.",
+    )
+    mqtt_reload_pid_file: Path | None = Field(
+        None, description="Mosquitto pid file; provisioning sends it SIGHUP to reload credentials."
+    )
+    db_pool_max: int = Field(8, ge=2, le=100, description="Most database connections the hub opens.")
+    ingest_queue_max: int = Field(
+        20000, ge=100, description="Bound of the telemetry queue; beyond it telemetry is shed, never critical."
+    )
+    ingest_batch_max: int = Field(2000, ge=1, description="Most rows written in one COPY batch.")
+    ingest_flush_ms: int = Field(100, ge=5, le=10000, description="Longest wait before a partial batch is written.")
+    max_payload_bytes: int = Field(
+        65536, ge=256, description="Payloads larger than this are dead-lettered without decoding."
+    )
+    max_clock_skew_s: float = Field(
+        300.0, gt=0, description="A device timestamp further than this in the future is rejected."
+    )
+    token_ttl_minutes: int = Field(480, ge=1, le=10080, description="Lifetime of an API login token.")
+    demo: bool = Field(False, description="Demo mode: seed demo households and the demo/demo operator.")
+    demo_households: int = Field(5, ge=1, le=10000, description="Households in the demo fleet.")
+    retention_days_telemetry: int = Field(90, ge=1, description="Days of telemetry and events kept.")
+    retention_hours_imu: int = Field(24, ge=1, description="Hours of raw IMU samples kept.")
+    log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
+
+    @field_validator("db_url")
+    @classmethod
+    def _db_url_scheme(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in {"postgresql", "postgres"}:
+            raise ValueError("must start with postgresql://")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"mqtt", "mqtts", "tcp"} or not parts.hostname:
+            raise ValueError("must look like mqtt://user:password@host:port")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @property
+    def embedded(self) -> bool:
+        """True when the hub runs its own private PostgreSQL and Mosquitto."""
+        return self.db_url is None and self.mqtt_url is None
+
+    @property
+    def passwd_file(self) -> Path:
+        """The Mosquitto password file that provisioning maintains."""
+        return self.mqtt_passwd_file or self.data_dir / "mosquitto" / "passwd"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings with passwords in URLs and secrets replaced by ***."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr) or name.endswith("password"):
+                out[name] = None if value is None else "***"
+            elif name.endswith("_url") and value:
+                out[name] = mask_url(value)
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            else:
+                out[name] = value
+        return out
+
+
+def mask_url(url: str) -> str:
+    """Hide the password part of a URL."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once; a bad value becomes a ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            field = ".".join(str(p) for p in e["loc"]) or "?"
+            problems.append(f"ELDERCARE_{field.upper()}: {e['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None

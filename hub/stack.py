@@ -1,0 +1,110 @@
+"""`make run`: the hub on its own private PostgreSQL and Mosquitto, or on external ones, with a demo fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import signal
+from contextlib import ExitStack
+from pathlib import Path
+
+import psycopg
+
+from devices.credentials import CredentialStore, acl_text
+from hub.embedded import MosquittoInstance, PostgresInstance
+from hub.service import Hub, serve
+from hub.settings import Settings
+from hub.storage.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+GATEWAY_ACCOUNTS = {"gw-watch3g": "eldercare/v1/watch3g/#", "zigbee2mqtt": "zigbee2mqtt/#"}
+
+
+def hub_mqtt_password(data_dir: Path) -> str:
+    """The hub's broker password for the private broker, generated once (mode 600)."""
+    path = data_dir / "secrets" / "hub-mqtt-password"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def prepare_broker_accounts(broker: MosquittoInstance, settings: Settings, hub_password: str) -> CredentialStore:
+    """Write the ACL and the hub's own account before the broker starts."""
+    broker.root.mkdir(parents=True, exist_ok=True)
+    broker.acl_file.write_text(acl_text(settings.mqtt_topic_root, settings.mqtt_username, GATEWAY_ACCOUNTS))
+    store = CredentialStore(broker.passwd_file, broker.pid_file)
+    store.set_password(settings.mqtt_username, hub_password)
+    return store
+
+
+async def _run(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    data = settings.data_dir.resolve()
+    with ExitStack() as services:
+        if settings.db_url is None:
+            pg = PostgresInstance(data / "pg", settings.embedded_pg_port)
+            pg.start()
+            services.callback(pg.stop)
+            db_url = pg.url
+            print(f"  private PostgreSQL+TimescaleDB on 127.0.0.1:{pg.port} (data in {pg.root})", flush=True)
+        else:
+            db_url = settings.db_url
+        if settings.mqtt_url is None:
+            broker = MosquittoInstance(data / "mosquitto", settings.embedded_mqtt_port)
+            password = hub_mqtt_password(data)
+            store = prepare_broker_accounts(broker, settings, password)
+            broker.start()
+            services.callback(broker.stop)
+            mqtt_url = f"mqtt://{settings.mqtt_username}:{password}@127.0.0.1:{broker.port}"
+            print(f"  private Mosquitto on 127.0.0.1:{broker.port}", flush=True)
+        else:
+            mqtt_url = settings.mqtt_url
+            store = CredentialStore(settings.passwd_file, settings.mqtt_reload_pid_file)
+        hub = Hub(settings, db_url, mqtt_url)
+        demo_task = None
+        if settings.demo:
+            demo_task = asyncio.create_task(_demo(settings, db_url, mqtt_url, store, stop))
+        print(f"  dashboard: http://{settings.api_host}:{settings.api_port}/console   API docs: /docs", flush=True)
+        if settings.demo:
+            print("  demo login: demo / demo (operator)", flush=True)
+        print("  press Ctrl-C to stop", flush=True)
+        try:
+            await serve(hub, stop)
+        finally:
+            stop.set()
+            if demo_task is not None:
+                demo_task.cancel()
+                await asyncio.gather(demo_task, return_exceptions=True)
+    print("stopped; data kept in", data, flush=True)
+
+
+async def _demo(settings: Settings, db_url: str, mqtt_url: str, store: CredentialStore, stop: asyncio.Event) -> None:
+    from urllib.parse import urlsplit
+
+    from simulators import demo
+
+    fleet_file = settings.data_dir.resolve() / "demo" / "fleet.json"
+    await asyncio.to_thread(migrate, db_url)
+    if fleet_file.exists():
+        devices = demo.load(fleet_file)
+    else:
+        async with await psycopg.AsyncConnection.connect(db_url) as conn:
+            devices = await demo.seed(conn, store, settings.demo_households, random.Random(1))  # noqa: S311 - demo data, not secrets
+        demo.save(devices, fleet_file)
+    parts = urlsplit(mqtt_url)
+    await asyncio.sleep(2)  # let the hub subscribe first so the first SOS is not the one it misses
+    log.info("demo fleet: %d devices in %d households", len(devices), settings.demo_households)
+    await demo.run_fleet(devices, parts.hostname or "127.0.0.1", parts.port or 1883, settings.mqtt_topic_root, stop)
+
+
+def run(settings: Settings) -> None:
+    """Start everything and block until Ctrl-C."""
+    asyncio.run(_run(settings))

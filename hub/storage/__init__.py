@@ -1,0 +1,1 @@
+"""Database access: connection pool, migrations, TimescaleDB capabilities and batched writes."""

@@ -1,0 +1,53 @@
+"""The async connection pool, opened with retries so the hub waits for a database that is late."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from hub.health import Health
+from hub.settings import mask_url
+
+log = logging.getLogger(__name__)
+
+
+async def _check(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute("SELECT 1")
+
+
+def make_pool(url: str, max_size: int) -> AsyncConnectionPool[Any]:
+    """A pool that checks connections before lending them, so a restarted server is noticed."""
+    return AsyncConnectionPool(
+        url,
+        min_size=2,
+        max_size=max_size,
+        open=False,
+        timeout=10,
+        reconnect_timeout=0,  # keep trying for ever; health reports the outage
+        check=_check,
+        kwargs={"connect_timeout": 5, "application_name": "eldercare-hub"},
+    )
+
+
+async def wait_for_database(url: str, health: Health, stop: asyncio.Event | None = None) -> None:
+    """Block until the database answers, retrying with capped exponential backoff and jitter."""
+    attempt = 0
+    while True:
+        try:
+            conn = await psycopg.AsyncConnection.connect(url, connect_timeout=5)
+            await conn.close()
+            health.database.up()
+            return
+        except psycopg.OperationalError as err:
+            attempt += 1
+            delay = min(30.0, 0.5 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)  # noqa: S311
+            health.database.down(f"unreachable: {type(err).__name__}")
+            log.warning("database %s unreachable; retrying in %.1f s", mask_url(url), delay)
+            if stop is not None and stop.is_set():
+                raise
+            await asyncio.sleep(delay)

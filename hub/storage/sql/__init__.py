@@ -1,0 +1,1 @@
+"""Versioned SQL migration files, applied in order by hub.storage.migrations."""
