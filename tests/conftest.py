@@ -37,6 +37,21 @@ class Services:
         return f"mqtt://{user}:{password or self.hub_password}@127.0.0.1:{self.broker.port}"
 
 
+def open_to_services(path: Path) -> Path:
+    """Let PostgreSQL and Mosquitto, which run as their own users under root, reach a temp folder."""
+    path.chmod(0o755)
+    for parent in path.parents:
+        if parent.name.startswith("pytest-"):
+            parent.chmod(parent.stat().st_mode | 0o055)
+    return path
+
+
+@pytest.fixture
+def service_tmp(tmp_path: Path) -> Path:
+    """A temp folder the private services may use."""
+    return open_to_services(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     """aiomqtt and psycopg's async API run on asyncio."""
@@ -46,11 +61,7 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     """Start PostgreSQL+TimescaleDB and Mosquitto once for the whole run, on free ports."""
-    base = tmp_path_factory.mktemp("services")
-    base.chmod(0o755)  # the services may run as their own system users
-    for parent in base.parents:
-        if str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
-            parent.chmod(parent.stat().st_mode | 0o055)
+    base = open_to_services(tmp_path_factory.mktemp("services"))
     pg = PostgresInstance(base / "pg", free_port())
     pg.start()
     broker = MosquittoInstance(base / "mosquitto", free_port())

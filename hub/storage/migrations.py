@@ -51,6 +51,11 @@ def ensure_timescaledb(conn: psycopg.Connection) -> bool:
     offered = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
     if not offered:
         return False
+    preload = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    if preload is None or "timescaledb" not in preload[0]:
+        # Trying anyway would load the library into this session and poison it for every later statement.
+        log.warning("TimescaleDB is installed but not in shared_preload_libraries; not enabling it")
+        return False
     try:
         conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     except psycopg.Error as err:

@@ -1,0 +1,366 @@
+"""Wrist fall detection: impact candidates scored by what happens before and after them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hub.errors import EldercareError
+
+FloatArray = NDArray[np.float64]
+
+GRID_HZ = 25
+"""Internal sample rate; every input rate (20-250 Hz) is averaged or interpolated onto it."""
+CLIP_G = 8.0
+"""Per-axis range; a ±8 g part is the smallest common wristband range, so larger values never count."""
+CANDIDATE_G = 1.6
+"""Magnitude a grid sample needs to become an impact candidate (25 Hz averaging blunts peaks)."""
+NMS_S = 1.0
+"""A candidate must be the largest magnitude within ±this many seconds."""
+PRE_S = 4.0
+"""History kept before a candidate for the features."""
+POST_S = 7.0
+"""Seconds after the impact that are looked at; this is also the alarm delay."""
+MIN_HISTORY_S = 1.0
+"""Candidates with less continuous history than this (stream start, after a gap) are skipped."""
+MAX_GAP_S = 1.0
+"""Longer gaps without samples restart the stream instead of being interpolated."""
+REFRACTORY_S = 10.0
+"""One fall raises one alarm: candidates this soon after a detection are ignored."""
+
+FEATURE_NAMES = (
+    "peak_g",
+    "freefall_min_g",
+    "freefall_fraction",
+    "pre_std_g",
+    "pre_mean_g",
+    "orientation_change_deg",
+    "post_std_g",
+    "post_jerk_g",
+    "post_max_g",
+    "post_mean_g",
+    "post_drift_deg",
+    "settle_std_g",
+    "impact_count",
+    "impact_energy_g",
+    "pre_turn_deg",
+    "post_wobble_deg",
+    "late_std_g",
+    "late_orientation_change_deg",
+    "still_fraction",
+    "settle_s",
+    "pre_peak_rate",
+    "peak_over_pre",
+    "post_peak_rate",
+    "sharpness_g",
+    "fall_speed_mps",
+    "impact_speed_mps",
+    *(f"mag_{k}" for k in range(15)),
+    *(f"tilt_{k}" for k in range(18)),
+)
+
+_MODEL_PATH = Path(__file__).with_name("fall_model.json")
+
+
+class DetectionError(EldercareError):
+    """Base of the errors raised by the detectors."""
+
+
+class InvalidSamplesError(DetectionError, ValueError):
+    """Sample arrays have the wrong shape or type; NaN rows are dropped, not reported."""
+
+
+def _n(seconds: float) -> int:
+    return round(seconds * GRID_HZ)
+
+
+def _angle_deg(u: FloatArray, v: FloatArray) -> float:
+    cos = float(u @ v) / (float(np.linalg.norm(u) * np.linalg.norm(v)) + 1e-9)
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
+def candidate_features(a: FloatArray, m: FloatArray, j: int, s0: int) -> FloatArray:
+    """Feature vector of an impact at grid index j of a (grid samples in g); s0 = first valid index."""
+
+    def win(lo: float, hi: float) -> slice:
+        return slice(max(s0, j + _n(lo)), j + _n(hi))
+
+    ff = m[win(-1.0, 0.0)]
+    pre = m[win(-PRE_S, -1.0)]
+    if pre.size < 2:
+        pre = m[win(-1.0, -0.2)]
+    g_pre = a[win(-2.0, -0.8)].mean(axis=0)
+    g_pre_early = a[win(-PRE_S, -2.0)]
+    g_pre_early_mean = g_pre_early.mean(axis=0) if len(g_pre_early) else g_pre
+    post_a = a[win(1.5, POST_S)]
+    post_m = m[win(1.5, POST_S)]
+    g_post = post_a.mean(axis=0)
+    half = len(post_a) // 2
+    around = m[win(-1.0, 1.0)]
+    late = win(POST_S - 2.0, POST_S)
+    after = m[win(1.0, POST_S)]
+    step = _n(0.4)
+    chunks = after[: len(after) // step * step].reshape(-1, step).std(axis=1)
+    still = np.flatnonzero(chunks < 0.05)
+    pre_max = m[win(-PRE_S, -1.0)].max(initial=1.0)
+    # Speed gained while |a| < 1 g is the speed of a drop, whatever the wrist's orientation.
+    drop = np.r_[0.0, np.cumsum(1.0 - m[win(-1.5, 0.0)])] * 9.81 / GRID_HZ
+    stop = np.cumsum(m[win(0.0, 0.6)] - 1.0) * 9.81 / GRID_HZ
+    return np.array(
+        [
+            m[j],
+            ff.min(),
+            float(np.mean(ff < 0.6)),
+            pre.std(),
+            pre.mean(),
+            _angle_deg(g_pre, g_post),
+            post_m.std(),
+            float(np.abs(np.diff(post_a, axis=0)).sum(axis=1).mean()),
+            post_m.max(),
+            post_m.mean(),
+            _angle_deg(post_a[:half].mean(axis=0), post_a[half:].mean(axis=0)),
+            m[win(0.5, 1.5)].std(),
+            float(np.count_nonzero(around >= CANDIDATE_G)) / GRID_HZ,
+            float(np.abs(m[win(-0.6, 0.6)] - 1.0).mean()),
+            _angle_deg(g_pre_early_mean, g_pre),
+            float(np.mean([_angle_deg(x, g_post) for x in post_a[:: max(1, _n(0.2))]])),
+            m[late].std(),
+            _angle_deg(g_pre, a[late].mean(axis=0)),
+            float(np.mean(chunks < 0.05)),
+            1.0 + (still[0] * step) / GRID_HZ if len(still) else POST_S,
+            float(np.count_nonzero(m[win(-PRE_S, -1.0)] >= CANDIDATE_G)) / (PRE_S - 1.0),
+            m[j] / pre_max,
+            float(np.count_nonzero(after >= CANDIDATE_G)) / (POST_S - 1.0),
+            m[j] - 0.5 * (m[max(s0, j - 2)] + m[j + 2]),
+            float((drop - np.minimum.accumulate(drop)).max()),
+            float(stop.max()),
+            *_profile(m, j, s0),
+            *_tilt(a, g_pre, j, s0),
+        ]
+    )
+
+
+def _profile(m: FloatArray, j: int, s0: int) -> FloatArray:
+    """Mean magnitude in 0.2 s steps from 1.5 s before to 1.5 s after the impact."""
+    step = _n(0.2)
+    lo = j - 7 * step - step // 2
+    seg = m[max(s0, lo) : lo + 15 * step]
+    seg = np.r_[np.full(15 * step - len(seg), seg[0]), seg]
+    return seg.reshape(15, step).mean(axis=1)
+
+
+def _tilt(a: FloatArray, g_pre: FloatArray, j: int, s0: int) -> FloatArray:
+    """Angle to the pre-impact gravity direction in 0.5 s steps from 2 s before to 7 s after."""
+    step = _n(0.5)
+    lo = j - 4 * step
+    seg = a[max(s0, lo) : lo + 18 * step]
+    seg = np.vstack([np.repeat(seg[:1], 18 * step - len(seg), axis=0), seg])
+    mean = seg.reshape(18, step, 3).mean(axis=1)
+    cos = mean @ g_pre / (np.linalg.norm(mean, axis=1) * np.linalg.norm(g_pre) + 1e-9)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+@dataclass(frozen=True)
+class FallModel:
+    """Boosted depth-2 trees over FEATURE_NAMES; a score at or above `threshold` is a fall."""
+
+    base: float
+    features: NDArray[np.int64]
+    splits: FloatArray
+    leaves: FloatArray
+    threshold: float
+
+    def score(self, x: FloatArray) -> FloatArray:
+        """Log-odds of a fall for each row of x (n, len(FEATURE_NAMES))."""
+        f, s = self.features, self.splits
+        right = x[:, f[:, 0]] > s[:, 0]
+        second = np.where(right, x[:, f[:, 2]] > s[:, 2], x[:, f[:, 1]] > s[:, 1])
+        leaf = 2 * right.astype(np.int64) + second
+        return self.base + np.take_along_axis(self.leaves[None, :, :], leaf[:, :, None], axis=2).sum(
+            axis=(1, 2)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form of the model."""
+        return {
+            "feature_names": list(FEATURE_NAMES),
+            "grid_hz": GRID_HZ,
+            "base": self.base,
+            "threshold": self.threshold,
+            "trees": [
+                {"features": f.tolist(), "splits": s.tolist(), "leaves": v.tolist()}
+                for f, s, v in zip(self.features, self.splits, self.leaves, strict=True)
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FallModel:
+        """Model from `to_dict` output; refuses a model trained on other features."""
+        if tuple(data["feature_names"]) != FEATURE_NAMES or data["grid_hz"] != GRID_HZ:
+            raise DetectionError("fall model was trained on different features; retrain it")
+        trees = data["trees"]
+        return cls(
+            base=float(data["base"]),
+            features=np.array([t["features"] for t in trees], dtype=np.int64).reshape(-1, 3),
+            splits=np.array([t["splits"] for t in trees], dtype=np.float64).reshape(-1, 3),
+            leaves=np.array([t["leaves"] for t in trees], dtype=np.float64).reshape(-1, 4),
+            threshold=float(data["threshold"]),
+        )
+
+    @classmethod
+    def load(cls, path: Path = _MODEL_PATH) -> FallModel:
+        """Model stored as JSON (default: the committed fall_model.json)."""
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _check(t: Any, acc: Any) -> tuple[FloatArray, FloatArray]:
+    try:
+        t_arr = np.asarray(t, dtype=np.float64)
+        a_arr = np.asarray(acc, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise InvalidSamplesError(f"samples are not numeric: {err}") from err
+    if t_arr.ndim != 1 or a_arr.ndim != 2 or a_arr.shape[1] != 3:
+        raise InvalidSamplesError(f"expected t (N,) and acc (N, 3), got {t_arr.shape} and {a_arr.shape}")
+    if len(t_arr) != len(a_arr):
+        raise InvalidSamplesError(f"t has {len(t_arr)} samples but acc has {len(a_arr)}")
+    # A dropped reading is common on a radio link; losing one row is better than losing the batch.
+    keep = np.isfinite(t_arr) & ~np.isnan(a_arr).any(axis=1)
+    t_arr, a_arr = t_arr[keep], np.clip(a_arr[keep], -CLIP_G, CLIP_G)
+    order = np.argsort(t_arr, kind="stable")
+    return t_arr[order], a_arr[order]
+
+
+class _Stream:
+    """Averages samples onto the grid and yields impact candidates with their features."""
+
+    def __init__(self) -> None:
+        self.pend_bin: int | None = None
+        self.pend_sum = np.zeros(3)
+        self.pend_n = 0
+        self.last_bin: int | None = None
+        self.last_val = np.zeros(3)
+        self.buf = np.zeros((0, 3))
+        self.buf_start = 0  # grid index of buf[0]
+        self.seg_start = 0  # grid index where the current continuous stretch began
+        self.next_scan = 0
+
+    def push(self, t: FloatArray, a: FloatArray) -> list[tuple[int, FloatArray]]:
+        """Add sorted, clipped samples; return (grid index, features) of completed candidates."""
+        bins = np.floor(t * GRID_HZ).astype(np.int64)
+        if self.pend_bin is not None:
+            # Late samples would rewrite grid values already used; drop them.
+            ok = bins >= self.pend_bin
+            bins, a = bins[ok], a[ok]
+        if not len(bins):
+            return []
+        starts = np.flatnonzero(np.r_[True, np.diff(bins) != 0])
+        ub = bins[starts]
+        sums = np.add.reduceat(a, starts, axis=0)
+        counts = np.diff(np.r_[starts, len(bins)]).astype(np.float64)
+        if self.pend_bin is not None:
+            if ub[0] == self.pend_bin:
+                sums[0] += self.pend_sum
+                counts[0] += self.pend_n
+            else:
+                ub = np.r_[self.pend_bin, ub]
+                sums = np.vstack([self.pend_sum, sums])
+                counts = np.r_[self.pend_n, counts]
+        self.pend_bin, self.pend_sum, self.pend_n = int(ub[-1]), sums[-1].copy(), int(counts[-1])
+        if len(ub) == 1:
+            return []
+        return self._complete(ub[:-1], sums[:-1] / counts[:-1, None])
+
+    def _complete(self, bins: NDArray[np.int64], vals: FloatArray) -> list[tuple[int, FloatArray]]:
+        out: list[tuple[int, FloatArray]] = []
+        anchored = self.last_bin is not None
+        if anchored:
+            bins = np.r_[self.last_bin, bins]
+            vals = np.vstack([self.last_val, vals])
+        else:
+            self._reset(int(bins[0]))
+        breaks = np.flatnonzero(np.diff(bins) > _n(MAX_GAP_S)) + 1
+        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(bins)], strict=True):
+            if lo > 0:
+                self._reset(int(bins[lo]))
+            grid = np.arange(bins[lo], bins[hi - 1] + 1)
+            dense = np.column_stack([np.interp(grid, bins[lo:hi], vals[lo:hi, k]) for k in range(3)])
+            # The anchor is the last grid sample of the previous push, already buffered.
+            out += self._append(dense[1:] if anchored and lo == 0 else dense)
+        self.last_bin, self.last_val = int(bins[-1]), vals[-1].copy()
+        return out
+
+    def _reset(self, start: int) -> None:
+        self.buf = np.zeros((0, 3))
+        self.buf_start = self.seg_start = start
+        self.next_scan = start + _n(MIN_HISTORY_S)
+
+    def _append(self, dense: FloatArray) -> list[tuple[int, FloatArray]]:
+        self.buf = np.vstack([self.buf, dense]) if len(self.buf) else dense
+        end = self.buf_start + len(self.buf)
+        stop = end - _n(POST_S)  # candidates need their whole post-impact window
+        out: list[tuple[int, FloatArray]] = []
+        if stop > self.next_scan:
+            m = np.linalg.norm(self.buf, axis=1)
+            s0 = self.seg_start - self.buf_start
+            nms = _n(NMS_S)
+            lo = self.next_scan - self.buf_start
+            for j in np.flatnonzero(m[lo : stop - self.buf_start] >= CANDIDATE_G) + lo:
+                if m[j] > m[max(s0, j - nms) : j].max(initial=0.0) and m[j] >= m[j + 1 : j + nms + 1].max():
+                    out.append((int(j) + self.buf_start, candidate_features(self.buf, m, int(j), s0)))
+            self.next_scan = stop
+        keep_from = max(self.next_scan - _n(PRE_S) - _n(NMS_S), self.buf_start)
+        self.buf = self.buf[keep_from - self.buf_start :]
+        self.buf_start = keep_from
+        return out
+
+
+class FallDetector:
+    """Streaming fall detector for one device.
+
+    model: scoring model (default: the committed fall_model.json). Feed consecutive batches with
+    `push(t, acc)`; t in seconds (any epoch), acc in g including gravity. Memory stays bounded,
+    detections match `detect_falls` on the same samples and arrive POST_S seconds after the impact.
+    Rows with NaN are dropped; samples older than the last averaged grid step are dropped.
+    """
+
+    def __init__(self, model: FallModel | None = None) -> None:
+        self.model = model if model is not None else FallModel.load()
+        self._stream = _Stream()
+        self._quiet_until = -(2**62)
+
+    def push(self, t: Sequence[float] | FloatArray, acc: Sequence[Sequence[float]] | FloatArray) -> list[float]:
+        """Add a batch of samples; return times (s) of falls detected in it, at the impact."""
+        found: list[float] = []
+        cands = self._stream.push(*_check(t, acc))
+        if not cands:
+            return found
+        scores = self.model.score(np.vstack([f for _, f in cands]))
+        for (k, _), s in zip(cands, scores, strict=True):
+            if s >= self.model.threshold and k >= self._quiet_until:
+                found.append((k + 0.5) / GRID_HZ)
+                self._quiet_until = k + _n(REFRACTORY_S)
+        return found
+
+    def buffered_samples(self) -> int:
+        """Grid samples currently held (bounded by the pre/post windows, not by stream length)."""
+        return len(self._stream.buf)
+
+
+def detect_falls(t: Sequence[float] | FloatArray, acc: Sequence[Sequence[float]] | FloatArray,
+                 model: FallModel | None = None) -> list[float]:
+    """Times (s) of falls in a recording; raises InvalidSamplesError on bad shapes, drops NaN rows."""
+    return FallDetector(model).push(t, acc)
+
+
+def extract_candidates(t: FloatArray, acc: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Impact times (s) and feature rows of every candidate in a recording, for training."""
+    cands = _Stream().push(*_check(t, acc))
+    if not cands:
+        return np.zeros(0), np.zeros((0, len(FEATURE_NAMES)))
+    return (np.array([(k + 0.5) / GRID_HZ for k, _ in cands]), np.vstack([f for _, f in cands]))
