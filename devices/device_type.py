@@ -50,6 +50,8 @@ class DeviceType:
     description: str
     category: str  # "wearable" or "home"
     messages: Mapping[str, Message]
+    offline_after_s: float = 3 * 3600  # silence after which the device counts as offline
+    off_wrist_max_s: float | None = None  # wearables: how long "not worn" may last before an alert
     sample_payloads: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def message(self, suffix: str) -> Message:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts.engine import Engine
 from devices.registry import device_types
+from hub.detection import device_health
+from hub.detection.geofence import Geofences
+from hub.detection.home import HomeWatch
+from hub.detection.wrist import WristFalls
 from hub.embedded.process import ensure_port_free
 from hub.health import Health
 from hub.ingest.bindings import Bindings
@@ -43,6 +48,8 @@ class Hub:
     writer: Writer = field(init=False)
     pipeline: Pipeline = field(init=False)
     engine: Engine = field(init=False)
+    home: HomeWatch = field(init=False)
+    geofences: Geofences = field(init=False)
     source: MqttSource | None = None
     caps: capabilities.Capabilities | None = None
 
@@ -56,6 +63,9 @@ class Hub:
             self.settings.mqtt_topic_root, device_types(), self.bindings, self.writer, self.health,
             self.settings.max_payload_bytes, self.settings.max_clock_skew_s, self.settings.ingest_queue_max,
         )
+        self.home = HomeWatch(self.pool)
+        self.geofences = Geofences(self.pool)
+        self.pipeline.detectors = [WristFalls(), self.home, self.geofences]
 
     async def _committed(self, committed: Committed) -> None:
         if any(created for _, created, _ in committed.alerts):
@@ -80,7 +90,8 @@ class Hub:
         else:
             log.info("TimescaleDB %s (%s edition)", self.caps.timescaledb_version, self.caps.as_dict()["edition"])
         count = await self.bindings.load_all()
-        log.info("loaded %d device bindings", count)
+        log.info("loaded %d device bindings, %d home monitors, %d safe zones", count, await self.home.load(),
+                 await self.geofences.refresh())
 
     def start_ingest(self, loop: asyncio.AbstractEventLoop) -> None:
         """Connect to the broker and start feeding the pipeline."""
@@ -109,6 +120,16 @@ class Hub:
         await self.pool.close()
 
 
+async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+    """Run a refresh job on a schedule; a database hiccup waits for the next round."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except psycopg.Error as err:
+            log.warning("scheduled %s failed: %s", getattr(job, "__name__", "job"), type(err).__name__)
+
+
 async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
     """Run ingestion, writer, escalation, retention and the API until `stop` is set."""
     from hub.api.app import create_app
@@ -133,6 +154,9 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
                 tg.create_task(hub.pipeline.run(), name="pipeline"),
                 tg.create_task(hub.engine.run(), name="escalation"),
                 tg.create_task(retention.run(hub.pool, hub.caps, keep), name="retention"),
+                tg.create_task(hub.home.run(hub.writer.add_triggers), name="home-detection"),
+                tg.create_task(device_health.run(hub.pool, device_types(), hub.writer.add_triggers), name="health"),
+                tg.create_task(_every(300, hub.geofences.refresh), name="safe-zones"),
             ]
             if server is not None:
                 tasks.append(tg.create_task(server.serve(), name="api"))

@@ -8,4 +8,6 @@ DEVICE_TYPE = DeviceType(
     description="3G/4G GPS elder watch (TCP text protocol via the watch gateway)",
     category="wearable",
     messages=WEARABLE_MESSAGES,
+    offline_after_s=20 * 60,  # an SOS device that is silent for minutes cannot call for help
+    off_wrist_max_s=2 * 3600,
 )

@@ -8,4 +8,6 @@ DEVICE_TYPE = DeviceType(
     description="SOS wristband with GNSS, accelerometer and heart-rate sensor",
     category="wearable",
     messages=WEARABLE_MESSAGES,
+    offline_after_s=10 * 60,  # an SOS device that is silent for minutes cannot call for help
+    off_wrist_max_s=2 * 3600,
 )

@@ -36,6 +36,8 @@ ON CONFLICT (device_id) DO UPDATE SET
   battery = COALESCE(EXCLUDED.battery, device_status.battery),
   signal = COALESCE(EXCLUDED.signal, device_status.signal),
   worn = COALESCE(EXCLUDED.worn, device_status.worn),
+  worn_since = CASE WHEN EXCLUDED.worn IS NOT NULL AND EXCLUDED.worn IS DISTINCT FROM device_status.worn
+                    THEN EXCLUDED.last_seen ELSE device_status.worn_since END,
   tamper = COALESCE(EXCLUDED.tamper, device_status.tamper),
   last_location = COALESCE(EXCLUDED.last_location, device_status.last_location),
   updated_at = now()
@@ -102,6 +104,7 @@ class Writer:
         batch = self._batch
         if not batch.messages and not len(batch):
             batch.first_added = time.monotonic()
+            self._wake.set()  # an idle writer starts its flush timer now
         self._idle.clear()
         return batch
 

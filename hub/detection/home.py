@@ -1,0 +1,145 @@
+"""Runs the home detectors live: one HomeMonitor per resident, fed by door/motion/bed events, ticked each minute."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from alerts.model import ALERT_TYPES, SEVERITY_RANK, Binding, Trigger
+from devices.observation import Observation
+from hub.detection.home_events import AlertTrigger, DetectionError, HomeEvent
+from hub.detection.home_monitor import HomeMonitor, ResidentConfig
+from hub.detection.routine import RoutineConfig
+
+log = logging.getLogger(__name__)
+
+EXIT_ROOMS = frozenset({"entrance", "front_door", "exit", "hallway_exit"})
+_DETECTOR = "home"
+
+
+def home_event(obs: Observation, binding: Binding) -> HomeEvent | None:
+    """The home-detector view of an observation, or None when it says nothing about activity."""
+    room = binding.room or ""
+    data = obs.data
+    if obs.kind == "door":
+        return HomeEvent(obs.ts, obs.device_id, "door", room, room in EXIT_ROOMS, data["contact"])
+    if obs.kind == "motion":
+        return HomeEvent(obs.ts, obs.device_id, "motion", room, room in EXIT_ROOMS, "on" if data["motion"] else "off")
+    if obs.kind == "bed":
+        return HomeEvent(obs.ts, obs.device_id, "bed", room, False, "occupied" if data["occupied"] else "empty")
+    if obs.kind == "radar" and "presence" in data:
+        return HomeEvent(obs.ts, obs.device_id, "motion", room, False, "on" if data["presence"] else "off")
+    if obs.kind == "checkin":
+        return HomeEvent(obs.ts, obs.device_id, "checkin", room, False, "press")
+    return None
+
+
+def resident_config(resident_id: str, flags: list[str], timezone: str | None) -> ResidentConfig:
+    """Detector settings that follow from the resident's risk flags."""
+    wandering = bool({"dementia", "wandering"} & set(flags))
+    return ResidentConfig(resident_id=resident_id, timezone=timezone, routine=RoutineConfig(wandering_risk=wandering))
+
+
+class HomeWatch:
+    """Keeps a monitor per resident; its state is saved to detector_state so restarts carry on."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+        self._monitors: dict[str, HomeMonitor] = {}
+        self._where: dict[str, tuple[str, str]] = {}  # resident → (household, region)
+        self._configured: set[str] = set()
+        self._dirty: set[str] = set()
+
+    async def load(self) -> int:
+        """Restore every saved monitor (start-up)."""
+        async with self._pool.connection() as conn:
+            rows = await (await conn.execute(
+                "SELECT s.subject, s.state, r.risk_flags, r.timezone, r.household_id, h.region_path"
+                " FROM detector_state s JOIN residents r ON r.id = s.subject"
+                " JOIN households h ON h.id = r.household_id WHERE s.detector = %s", (_DETECTOR,))).fetchall()
+        for rid, state, flags, tz, hid, region in rows:
+            try:
+                self._monitors[rid] = HomeMonitor.from_snapshot(state, config=resident_config(rid, flags, tz))
+            except DetectionError:
+                log.warning("discarding unreadable home-monitor state of resident %s", rid)
+                continue
+            self._where[rid] = (hid, region)
+            self._configured.add(rid)
+        return len(rows)
+
+    def observe(self, obs: Observation, binding: Binding) -> list[Trigger]:
+        """Feed one observation to its resident's monitor."""
+        rid = binding.resident_id
+        if rid is None or binding.household_id is None or binding.region_path is None:
+            return []
+        event = home_event(obs, binding)
+        if event is None:
+            return []
+        monitor = self._monitors.get(rid)
+        if monitor is None:
+            monitor = self._monitors[rid] = HomeMonitor(ResidentConfig(resident_id=rid, timezone="Asia/Shanghai"))
+        self._where[rid] = (binding.household_id, binding.region_path)
+        self._dirty.add(rid)
+        return [self._trigger(rid, t, obs.device_id) for t in monitor.observe(event)]
+
+    def tick(self, now: datetime) -> list[Trigger]:
+        """Advance every monitor's clock; returns what became due."""
+        out = []
+        for rid, monitor in self._monitors.items():
+            due = monitor.tick(now)
+            if due:
+                self._dirty.add(rid)
+                out.extend(self._trigger(rid, t, None) for t in due)
+        return out
+
+    def _trigger(self, rid: str, t: AlertTrigger, device: str | None) -> Trigger:
+        hid, region = self._where[rid]
+        severity = t.severity if t.severity in SEVERITY_RANK else ALERT_TYPES.get(t.type, "high")
+        return Trigger(type=t.type, severity=severity, ts=t.ts, resident_id=rid, household_id=hid,
+                       region_path=region, source_device=device, details={"source": "home", **t.details})
+
+    async def configure_new(self) -> None:
+        """Give residents seen for the first time their real settings (risk flags, time zone)."""
+        new = [rid for rid in self._monitors if rid not in self._configured]
+        if not new:
+            return
+        async with self._pool.connection() as conn:
+            rows = await (await conn.execute(
+                "SELECT id, risk_flags, timezone FROM residents WHERE id = ANY(%s)", (new,))).fetchall()
+        for rid, flags, tz in rows:
+            current = self._monitors[rid]
+            self._monitors[rid] = HomeMonitor.from_snapshot(current.state_snapshot(),
+                                                            config=resident_config(rid, flags, tz))
+            self._configured.add(rid)
+
+    async def save(self) -> int:
+        """Persist the monitors that changed since the last save."""
+        dirty, self._dirty = self._dirty, set()
+        rows = [(rid, _DETECTOR, Jsonb(self._monitors[rid].state_snapshot())) for rid in dirty if rid in self._monitors]
+        if rows:
+            async with self._pool.connection() as conn, conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO detector_state (subject, detector, state) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (subject, detector) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
+                    rows)
+        return len(rows)
+
+    async def run(self, emit: Any, every_s: float = 60.0) -> None:
+        """Tick once a minute, raise what is due, and save state; failures are logged and retried."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.configure_new()
+                emit(self.tick(datetime.now(UTC)))
+                await self.save()
+            except psycopg.Error as err:
+                log.warning("home detection round failed: %s", type(err).__name__)
+
+    def __len__(self) -> int:
+        return len(self._monitors)

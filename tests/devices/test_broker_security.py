@@ -1,0 +1,115 @@
+"""Against the real Mosquitto with the repository's config: devices act only as themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aiomqtt
+import pytest
+
+from devices.credentials import hash_password, verify_password
+from simulators.native import message
+
+pytestmark = pytest.mark.anyio
+
+
+async def _hub_listener(services, root: str) -> aiomqtt.Client:
+    client = aiomqtt.Client("127.0.0.1", services.broker.port, username="hub", password=services.hub_password,
+                            identifier=f"listener-{uuid.uuid4().hex[:6]}")
+    await client.__aenter__()
+    await client.subscribe(f"{root}/#", qos=1)
+    return client
+
+
+async def _received(listener: aiomqtt.Client, seconds: float = 1.0) -> list[str]:
+    got: list[str] = []
+
+    async def collect() -> None:
+        async for msg in listener.messages:
+            got.append(str(msg.topic))
+
+    try:
+        await asyncio.wait_for(collect(), seconds)
+    except TimeoutError:
+        pass
+    return got
+
+
+async def test_device_cannot_publish_as_another_device(world, devices, services, topic_root):
+    await world.resident("R1")
+    a = await world.device("WBA", "wristband", "R1")
+    await world.device("WBB", "wristband", "R1")
+    listener = await _hub_listener(services, topic_root)
+    client = await devices.connect("WBA", a)
+    try:
+        await client.publish(world.topic("wristband", "WBB", "sos"), message({}), qos=1)  # spoof
+        await client.publish(world.topic("wristband", "WBA", "sos"), message({}), qos=1)  # itself
+        got = await _received(listener)
+    finally:
+        await client.__aexit__(None, None, None)
+        await listener.__aexit__(None, None, None)
+    assert got == [world.topic("wristband", "WBA", "sos")]
+
+
+async def test_device_cannot_read_other_devices_data(world, devices, services):
+    await world.resident("R1")
+    a = await world.device("WBC", "wristband", "R1")
+    b = await world.device("WBD", "wristband", "R1")
+    spy = await devices.connect("WBC", a)
+    victim = await devices.connect("WBD", b)
+    try:
+        await spy.subscribe(f"{world.topic_root}/#", qos=1)
+        await victim.publish(world.topic("wristband", "WBD", "location"),
+                             message({"lat": 22.5, "lon": 114.0, "acc_m": 5}), qos=1)
+        got = await _received(spy)
+    finally:
+        await spy.__aexit__(None, None, None)
+        await victim.__aexit__(None, None, None)
+    assert got == []
+
+
+async def test_anonymous_and_wrong_password_are_refused(services):
+    for kwargs in ({}, {"username": "hub", "password": "wrong"}):
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client("127.0.0.1", services.broker.port, **kwargs):
+                pass
+
+
+async def test_revoked_device_can_no_longer_connect(world, devices, services):
+    await world.resident("R1")
+    secret = await world.device("WBE", "wristband", "R1")
+    client = await devices.connect("WBE", secret)
+    await client.__aexit__(None, None, None)
+    services.store.remove("WBE")
+    await asyncio.sleep(0.3)  # SIGHUP reload
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client("127.0.0.1", services.broker.port, username="WBE", password=secret):
+            pass
+
+
+async def test_oversized_packet_is_rejected_by_the_broker(world, devices, services, topic_root):
+    await world.resident("R1")
+    secret = await world.device("WBF", "wristband", "R1")
+    listener = await _hub_listener(services, topic_root)
+    client = await devices.connect("WBF", secret)
+    try:
+        try:
+            await client.publish(world.topic("wristband", "WBF", "imu"), b"x" * 300_000, qos=1, timeout=2)
+        except aiomqtt.MqttError:
+            pass  # the broker drops the connection of a client that exceeds max_packet_size
+        got = await _received(listener)
+    finally:
+        await listener.__aexit__(None, None, None)
+        try:
+            await client.__aexit__(None, None, None)
+        except aiomqtt.MqttError:
+            pass
+    assert got == []
+
+
+def test_password_hash_matches_mosquitto_format():
+    hashed = hash_password("s3cret", salt=b"0123456789ab")
+    assert hashed.startswith("$7$101$")
+    assert verify_password("s3cret", hashed)
+    assert not verify_password("other", hashed)

@@ -1,0 +1,55 @@
+"""Live home detection: observations map to home events, and monitor state survives a restart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from alerts.model import Binding
+from devices.observation import Observation
+from hub.detection.home import HomeWatch, home_event
+
+DOOR = Binding("D1", "door", "R1", "HR1", "sz/futian/lianhua", "entrance")
+MOTION = Binding("M1", "motion", "R1", "HR1", "sz/futian/lianhua", "living_room")
+
+
+def test_observations_become_home_events():
+    t = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+    door = home_event(Observation("D1", "door", t, "a", data={"contact": "open"}), DOOR)
+    motion = home_event(Observation("M1", "motion", t, "b", data={"motion": True}), MOTION)
+    heartbeat = home_event(Observation("M1", "heartbeat", t, "c"), MOTION)
+    assert door is not None and (door.kind, door.exit, door.state) == ("door", True, "open")
+    assert motion is not None and (motion.kind, motion.exit, motion.state) == ("motion", False, "on")
+    assert heartbeat is None
+
+
+@pytest.mark.anyio
+async def test_silence_after_activity_raises_inactivity_and_state_survives_restart(db_url, world):
+    await world.resident("R1")
+    async with AsyncConnectionPool(db_url, min_size=1, max_size=2, open=False) as pool:
+        watch = HomeWatch(pool)
+        # Local noon in Shanghai: a resident moving about, then nothing.
+        t = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
+        for i in range(20):
+            watch.observe(Observation("M1", "motion", t + timedelta(minutes=3 * i), f"m{i}",
+                                      data={"motion": True}), MOTION)
+        await watch.configure_new()
+        assert await watch.save() == 1
+
+        restarted = HomeWatch(pool)
+        assert await restarted.load() == 1
+        fired = []
+        for minutes in range(60, 8 * 60, 5):
+            fired += restarted.tick(t + timedelta(minutes=minutes))
+    kinds = [f.type for f in fired]
+    assert "inactivity" in kinds
+    assert kinds.count("inactivity") == 1  # one trigger per silent episode
+    first = next(f for f in fired if f.type == "inactivity")
+    assert first.ts - (t + timedelta(minutes=57)) <= timedelta(hours=3)
+    assert first.resident_id == "R1" and first.region_path == "sz/futian/lianhua"
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        row = await (await conn.execute("SELECT detector FROM detector_state WHERE subject = 'R1'")).fetchone()
+    assert row == ("home",)
