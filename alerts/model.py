@@ -51,6 +51,7 @@ class Binding:
     region_path: str | None
     room: str | None
     active: bool = True
+    z2m_name: str | None = None  # friendly name when the device reaches us through zigbee2mqtt
 
 
 @dataclass(frozen=True)

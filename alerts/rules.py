@@ -45,13 +45,11 @@ def triggers_for(obs: Observation, binding: Binding) -> list[Trigger]:
         if "last_known_location" in data:
             details["last_known_location"] = data["last_known_location"]
         out.append(_trigger("sos", obs, binding, details))
+        out += _alarm_triggers(obs, binding, exclude={"sos"})  # an SOS never hides, nor is hidden by, other bits
     elif obs.kind == "fall":
         out.append(_trigger("fall", obs, binding, {"source": "device", "confidence": data.get("confidence")}))
     elif obs.kind == "alarm":
-        for name in data.get("alarms", []):
-            kind = _ALARM_TO_ALERT.get(name)
-            if kind:
-                out.append(_trigger(kind, obs, binding, {"alarm": name}))
+        out += _alarm_triggers(obs, binding, exclude=set())
     elif obs.kind == "radar" and data.get("fall") in {"fall", "maybe_fall"}:
         kind = "fall" if data["fall"] == "fall" else "possible_fall"
         out.append(_trigger(kind, obs, binding, {"source": "radar", "state": data["fall"]}))
@@ -64,4 +62,14 @@ def triggers_for(obs: Observation, binding: Binding) -> list[Trigger]:
         out.append(_trigger("low_battery", obs, binding, {"battery": battery}))
     if obs.status.get("tamper"):
         out.append(_trigger("tamper", obs, binding, {}))
+    return out
+
+
+def _alarm_triggers(obs: Observation, binding: Binding, exclude: set[str]) -> list[Trigger]:
+    """One alert per alarm bit the device reported."""
+    out = []
+    for name in obs.data.get("alarms", []):
+        kind = _ALARM_TO_ALERT.get(name)
+        if kind and name not in exclude:
+            out.append(_trigger(kind, obs, binding, {"alarm": name}))
     return out

@@ -27,12 +27,15 @@ class Provisioned:
     password: str
 
 
-_BINDING = """
+# Who a device belongs to; the ingestion cache and provisioning read bindings with this one query.
+BINDING_SQL = """
 SELECT d.id, d.type, d.resident_id, COALESCE(d.household_id, r.household_id), h.region_path, d.room,
-       d.status = 'active'
-FROM devices d LEFT JOIN residents r ON r.id = d.resident_id
-LEFT JOIN households h ON h.id = COALESCE(d.household_id, r.household_id) WHERE d.id = %s
+       d.status = 'active', d.meta->>'z2m_name'
+FROM devices d
+LEFT JOIN residents r ON r.id = d.resident_id
+LEFT JOIN households h ON h.id = COALESCE(d.household_id, r.household_id)
 """
+_BINDING = BINDING_SQL + " WHERE d.id = %s"
 
 
 async def provision(conn: AsyncConnection[Any], device_id: str, device_type: str, *,

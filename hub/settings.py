@@ -42,6 +42,16 @@ class Settings(BaseSettings):
         None, description="Password of the hub's MQTT account. Unset with the private broker: generated."
     )
     mqtt_topic_root: str = Field("eldercare/v1", description="Root of the native device topics.")
+    zigbee2mqtt_base_topic: str = Field(
+        "zigbee2mqtt", description="Base topic of a zigbee2mqtt bridge to ingest; empty disables the adapter."
+    )
+    watch_gateway_port: Port = Field(
+        7700, description="TCP port of the 3G-watch gateway; 0 disables it."
+    )
+    watch_gateway_host: str = Field("127.0.0.1", description="Address the 3G-watch gateway listens on.")
+    watch_gateway_mqtt_url: str | None = Field(
+        None, description="MQTT URL of the watch gateway's own account; unset with the private broker: generated."
+    )
     mqtt_passwd_file: Path | None = Field(
         None,
         description="Mosquitto password file the provisioning writes device credentials to. "

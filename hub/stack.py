@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 GATEWAY_ACCOUNTS = {"gw-watch3g": "eldercare/v1/watch3g/#", "zigbee2mqtt": "zigbee2mqtt/#"}
 
 
-def hub_mqtt_password(data_dir: Path) -> str:
-    """The hub's broker password for the private broker, generated once (mode 600)."""
-    path = data_dir / "secrets" / "hub-mqtt-password"
+def account_password(data_dir: Path, account: str) -> str:
+    """A broker password for one of our own accounts on the private broker, generated once (mode 600)."""
+    path = data_dir / "secrets" / f"{account}-mqtt-password"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(24))
@@ -59,8 +59,9 @@ async def _run(settings: Settings) -> None:
             db_url = settings.db_url
         if settings.mqtt_url is None:
             broker = MosquittoInstance(data / "mosquitto", settings.embedded_mqtt_port)
-            password = hub_mqtt_password(data)
+            password = account_password(data, "hub")
             store = prepare_broker_accounts(broker, settings, password)
+            store.set_password("gw-watch3g", account_password(data, "gw-watch3g"))
             broker.start()
             services.callback(broker.stop)
             mqtt_url = f"mqtt://{settings.mqtt_username}:{password}@127.0.0.1:{broker.port}"
@@ -69,6 +70,13 @@ async def _run(settings: Settings) -> None:
             mqtt_url = settings.mqtt_url
             store = CredentialStore(settings.passwd_file, settings.mqtt_reload_pid_file)
         hub = Hub(settings, db_url, mqtt_url)
+        gateway_url = settings.watch_gateway_mqtt_url or (
+            None if settings.mqtt_url else
+            f"mqtt://gw-watch3g:{account_password(data, 'gw-watch3g')}@127.0.0.1:{settings.embedded_mqtt_port}")
+        watch_task = None
+        if settings.watch_gateway_port and gateway_url:
+            watch_task = asyncio.create_task(_watch_gateway(settings, gateway_url))
+            print(f"  3G-watch gateway on {settings.watch_gateway_host}:{settings.watch_gateway_port}", flush=True)
         demo_task = None
         if settings.demo:
             demo_task = asyncio.create_task(_demo(settings, db_url, mqtt_url, store, stop))
@@ -80,9 +88,10 @@ async def _run(settings: Settings) -> None:
             await serve(hub, stop)
         finally:
             stop.set()
-            if demo_task is not None:
-                demo_task.cancel()
-                await asyncio.gather(demo_task, return_exceptions=True)
+            for task in (demo_task, watch_task):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
     print("stopped; data kept in", data, flush=True)
 
 
@@ -103,6 +112,18 @@ async def _demo(settings: Settings, db_url: str, mqtt_url: str, store: Credentia
     await asyncio.sleep(2)  # let the hub subscribe first so the first SOS is not the one it misses
     log.info("demo fleet: %d devices in %d households", len(devices), settings.demo_households)
     await demo.run_fleet(devices, parts.hostname or "127.0.0.1", parts.port or 1883, settings.mqtt_topic_root, stop)
+
+
+async def _watch_gateway(settings: Settings, mqtt_url: str) -> None:
+    from urllib.parse import urlsplit
+
+    from devices.watch3g.bridge import serve as serve_watches
+    from hub.embedded.process import ensure_port_free
+
+    ensure_port_free(settings.watch_gateway_port, "3G-watch gateway", "ELDERCARE_WATCH_GATEWAY_PORT")
+    parts = urlsplit(mqtt_url)
+    await serve_watches(settings.watch_gateway_host, settings.watch_gateway_port, parts.hostname or "127.0.0.1",
+                        parts.port or 1883, parts.username, parts.password, root=settings.mqtt_topic_root)
 
 
 def run(settings: Settings) -> None:

@@ -67,7 +67,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     broker = MosquittoInstance(base / "mosquitto", free_port())
     broker.root.mkdir(parents=True)
     broker.acl_file.write_text(acl_text(TEST_ROOT_PATTERN, "hub", {"gw-watch3g": "t/+/v1/watch3g/#",
-                                                                   "zigbee2mqtt": "zigbee2mqtt/#"}))
+                                                                   "zigbee2mqtt": "z2m/#"}))
     store = CredentialStore(broker.passwd_file, broker.pid_file)
     hub_password = secrets.token_urlsafe(16)
     store.set_password("hub", hub_password)
@@ -130,6 +130,7 @@ def settings(db_url: str, services: Services, topic_root: str, test_id: str, tmp
         data_dir=tmp_path / "var",
         api_port=free_port(),
         ingest_flush_ms=20,
+        zigbee2mqtt_base_topic=f"z2m/{test_id}",
     )
 
 

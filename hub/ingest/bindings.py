@@ -8,14 +8,8 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.model import Binding
+from devices.provisioning import BINDING_SQL as _QUERY
 
-_QUERY = """
-SELECT d.id, d.type, d.resident_id, COALESCE(d.household_id, r.household_id), h.region_path, d.room,
-       d.status = 'active'
-FROM devices d
-LEFT JOIN residents r ON r.id = d.resident_id
-LEFT JOIN households h ON h.id = COALESCE(d.household_id, r.household_id)
-"""
 _NEGATIVE_TTL_S = 5.0  # an unknown device is looked up again at most this often
 
 
@@ -26,12 +20,14 @@ class Bindings:
         self._pool = pool
         self._known: dict[str, Binding] = {}
         self._unknown: dict[str, float] = {}
+        self._z2m: dict[str, str] = {}
 
     async def load_all(self) -> int:
         """Fill the cache with every device; returns the count."""
         async with self._pool.connection() as conn:
             rows = await (await conn.execute(_QUERY)).fetchall()
         self._known = {row[0]: Binding(*row) for row in rows}
+        self._z2m = {b.z2m_name: b.device_id for b in self._known.values() if b.z2m_name}
         self._unknown.clear()
         return len(self._known)
 
@@ -50,13 +46,32 @@ class Bindings:
                 self._unknown.clear()
             return None
         binding = Binding(*row)
-        self._known[device_id] = binding
+        self.put(binding)
         return binding
 
     def put(self, binding: Binding) -> None:
         """Record a binding the hub itself just changed (provisioning, revocation)."""
         self._known[binding.device_id] = binding
+        if binding.z2m_name:
+            self._z2m[binding.z2m_name] = binding.device_id
         self._unknown.pop(binding.device_id, None)
+
+    async def by_z2m_name(self, name: str) -> Binding | None:
+        """The device behind a zigbee2mqtt friendly name."""
+        device_id = self._z2m.get(name)
+        if device_id is not None:
+            return await self.get(device_id)
+        key = "z2m:" + name
+        if time.monotonic() - self._unknown.get(key, -1e9) < _NEGATIVE_TTL_S:
+            return None
+        async with self._pool.connection() as conn:
+            row = await (await conn.execute(_QUERY + " WHERE d.meta->>'z2m_name' = %s", (name,))).fetchone()
+        if row is None:
+            self._unknown[key] = time.monotonic()
+            return None
+        binding = Binding(*row)
+        self.put(binding)
+        return binding
 
     def __len__(self) -> int:
         return len(self._known)

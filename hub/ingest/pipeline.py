@@ -13,8 +13,9 @@ from alerts.model import Binding, Trigger
 from alerts.rules import triggers_for
 from devices.device_type import DeviceType
 from devices.errors import DecodeError
+from devices.gateways import zigbee2mqtt
 from devices.observation import Observation
-from devices.topics import parse_topic
+from devices.topics import DEVICE_ID, parse_topic
 from hub.health import Health
 from hub.ingest.bindings import Bindings
 from hub.ingest.inbound import Inbound
@@ -46,8 +47,10 @@ class Pipeline:
         max_skew_s: float,
         queue_max: int,
         detectors: list[Detector] | None = None,
+        zigbee2mqtt_base: str = "",
     ) -> None:
         self._root = topic_root
+        self._z2m_base = zigbee2mqtt_base.rstrip("/")
         self._types = device_types
         self._bindings = bindings
         self._writer = writer
@@ -101,6 +104,33 @@ class Pipeline:
                 self.on_drained()
             await asyncio.sleep(0)  # let the writer and the API run between slices
 
+    async def _resolve(self, item: Inbound) -> tuple[Binding, str, bytes] | None:
+        """Find the device a message is about and its native (message, payload); None: not for us."""
+        if self._z2m_base and item.topic.startswith(self._z2m_base + "/"):
+            z2m = zigbee2mqtt.parse_topic(item.topic, self._z2m_base)
+            if z2m is None:
+                return None
+            binding = await self._bindings.by_z2m_name(z2m.friendly_name)
+            if binding is None:
+                raise DecodeError("unknown_device", "no device has this zigbee2mqtt friendly name")
+            message, payload = zigbee2mqtt.translate(binding.device_type, z2m, item.payload, item.received)
+            return self._check(binding, binding.device_type), message, payload
+        topic = parse_topic(item.topic, self._root)
+        if topic.device_type not in self._types:
+            raise DecodeError("unknown_type", f"no device type '{topic.device_type}'")
+        binding = await self._bindings.get(topic.device_id)
+        if binding is None:
+            raise DecodeError("unknown_device", "device is not provisioned")
+        return self._check(binding, topic.device_type), topic.message, item.payload
+
+    @staticmethod
+    def _check(binding: Binding, device_type: str) -> Binding:
+        if not binding.active:
+            raise DecodeError("revoked_device", "device was revoked")
+        if binding.device_type != device_type:
+            raise DecodeError("type_mismatch", f"device is a {binding.device_type}, topic says {device_type}")
+        return binding
+
     async def handle(self, item: Inbound) -> None:
         """Decode, bind, detect and queue one message; a DecodeError becomes a dead letter."""
         self._health.count("messages_in")
@@ -108,22 +138,21 @@ class Pipeline:
         try:
             if len(item.payload) > self._max_payload:
                 raise DecodeError("too_large", f"payload of {len(item.payload)} bytes exceeds {self._max_payload}")
-            topic = parse_topic(item.topic, self._root)
-            device_id = topic.device_id
-            if topic.device_type not in self._types:
-                raise DecodeError("unknown_type", f"no device type '{topic.device_type}'")
-            binding = await self._bindings.get(topic.device_id)
-            if binding is None:
-                raise DecodeError("unknown_device", "device is not provisioned")
-            if not binding.active:
-                raise DecodeError("revoked_device", "device was revoked")
-            if binding.device_type != topic.device_type:
-                raise DecodeError("type_mismatch", f"device is a {binding.device_type}, topic says {topic.device_type}")
+            resolved = await self._resolve(item)
+            if resolved is None:
+                self._health.count("ignored")
+                if item.ack is not None:
+                    item.ack()
+                return
+            binding, message, payload = resolved
+            device_id = binding.device_id
             received = datetime.fromtimestamp(item.received, UTC)
-            obs = self._types.get(topic.device_type).decode(
-                topic.device_id, topic.message, item.payload, received, self._max_skew
+            obs = self._types.get(binding.device_type).decode(
+                binding.device_id, message, payload, received, self._max_skew
             )
         except DecodeError as err:
+            if device_id is None:
+                device_id = _device_from_topic(item.topic)
             self._health.count(f"dead_letter.{err.reason}")
             self._writer.dead_letter(item.topic, device_id, err.reason, err.detail, item.payload, item.ack)
             return
@@ -137,3 +166,9 @@ class Pipeline:
         if obs.critical:
             self._health.count("critical_in")
         self._writer.add(obs, binding, triggers, item.ack, received)
+
+
+def _device_from_topic(topic: str) -> str | None:
+    """The device id segment of a native topic, when there is a well-formed one (for dead letters)."""
+    parts = topic.split("/")
+    return parts[-2] if len(parts) >= 3 and DEVICE_ID.match(parts[-2]) else None
