@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the hub (private PostgreSQL and Mosquitto unless URLs are set)")
     run.add_argument("--demo", action="store_true", help="seed demo households and run the demo fleet")
+    sub.add_parser("worker", help="run one extra ingestion worker (ELDERCARE_WORKER_INDEX, URLs required)")
     sub.add_parser("config", help="print the effective configuration, secrets masked")
     sub.add_parser("migrate", help="apply database migrations to ELDERCARE_DB_URL")
     args = parser.parse_args(argv)
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from hub import stack
 
+        if args.command == "worker":
+            stack.run_worker(settings)
+            return 0
         stack.run(settings)
         return 0
     except EldercareError as err:

@@ -23,6 +23,7 @@ from hub.embedded.process import ensure_port_free
 from hub.health import Health
 from hub.ingest.bindings import Bindings
 from hub.ingest.mqtt_source import MqttSource
+from hub.ingest.partition import Partition
 from hub.ingest.pipeline import Pipeline
 from hub.ingest.writer import Committed, Writer
 from hub.ratelimit import SlidingWindow
@@ -53,17 +54,28 @@ class Hub:
     source: MqttSource | None = None
     caps: capabilities.Capabilities | None = None
 
+    @property
+    def partition(self) -> Partition:
+        """Which share of detection state this worker keeps."""
+        return Partition(self.settings.workers, self.settings.worker_index)
+
+    @property
+    def primary(self) -> bool:
+        """Worker 0 also runs the API, escalation, retention and device health."""
+        return self.settings.worker_index == 0
+
     def __post_init__(self) -> None:
         self.pool = make_pool(self.db_url, self.settings.db_pool_max)
         self.bindings = Bindings(self.pool)
-        self.engine = Engine(self.pool, self.health)
+        self.engine = Engine.from_settings(self.pool, self.health, self.settings)
         self.writer = Writer(self.pool, self.health, self.settings.ingest_batch_max, self.settings.ingest_flush_ms,
                              on_committed=self._committed)
         self.pipeline = Pipeline(
             self.settings.mqtt_topic_root, device_types(), self.bindings, self.writer, self.health,
             self.settings.max_payload_bytes, self.settings.max_clock_skew_s, self.settings.ingest_queue_max,
+            zigbee2mqtt_base=self.settings.zigbee2mqtt_base_topic, partition=self.partition,
         )
-        self.home = HomeWatch(self.pool)
+        self.home = HomeWatch(self.pool, owns=self.partition.owns_resident)
         self.geofences = Geofences(self.pool)
         self.pipeline.detectors = [WristFalls(), self.home, self.geofences]
 
@@ -96,11 +108,23 @@ class Hub:
     def start_ingest(self, loop: asyncio.AbstractEventLoop) -> None:
         """Connect to the broker and start feeding the pipeline."""
         root = self.settings.mqtt_topic_root.rstrip("/")
-        self.source = MqttSource(
-            self.mqtt_url, self.settings.mqtt_client_id, [f"{root}/#"], self.pipeline.deliver, self.health,
+        topics = [f"{root}/#"]
+        if self.settings.zigbee2mqtt_base_topic:
+            topics.append(self.settings.zigbee2mqtt_base_topic.rstrip("/") + "/#")
+        client_id = self.settings.mqtt_client_id
+        if self.settings.workers > 1:
+            client_id = f"{client_id}-{self.settings.worker_index}"  # each worker keeps its own session
+        source = MqttSource(
+            self.mqtt_url, client_id, self.partition.subscriptions(topics), self.pipeline.deliver, self.health,
             self.pipeline.critical_room, self.pipeline.telemetry_room,
         )
-        self.pipeline.on_drained = self.source.notify_drained
+        self.source = source
+        self.pipeline.on_drained = source.notify_drained
+
+        def forward(topic: str, payload: bytes) -> None:
+            source.client.publish(topic, payload, qos=1)
+
+        self.pipeline.forward = forward
         self.source.start(loop)
 
     async def stop_ingest(self) -> None:
@@ -136,6 +160,7 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
 
     settings = hub.settings
     server: uvicorn.Server | None = None
+    with_api = with_api and hub.primary
     if with_api:
         ensure_port_free(settings.api_port, "API", "ELDERCARE_API_PORT")
         config = uvicorn.Config(create_app(hub), host=settings.api_host, port=settings.api_port,
@@ -152,12 +177,16 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
             tasks = [
                 tg.create_task(hub.writer.run(), name="writer"),
                 tg.create_task(hub.pipeline.run(), name="pipeline"),
-                tg.create_task(hub.engine.run(), name="escalation"),
-                tg.create_task(retention.run(hub.pool, hub.caps, keep), name="retention"),
                 tg.create_task(hub.home.run(hub.writer.add_triggers), name="home-detection"),
-                tg.create_task(device_health.run(hub.pool, device_types(), hub.writer.add_triggers), name="health"),
                 tg.create_task(_every(300, hub.geofences.refresh), name="safe-zones"),
             ]
+            if hub.primary:  # database-driven jobs need only one runner
+                tasks += [
+                    tg.create_task(hub.engine.run(), name="escalation"),
+                    tg.create_task(retention.run(hub.pool, hub.caps, keep), name="retention"),
+                    tg.create_task(device_health.run(hub.pool, device_types(), hub.writer.add_triggers),
+                                   name="health"),
+                ]
             if server is not None:
                 tasks.append(tg.create_task(server.serve(), name="api"))
             await stop.wait()

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.errors import ConfigError
@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     mqtt_reload_pid_file: Path | None = Field(
         None, description="Mosquitto pid file; provisioning sends it SIGHUP to reload credentials."
     )
+    workers: int = Field(
+        1, ge=1, le=64, description="Ingestion worker processes sharing the stream (MQTT shared subscription)."
+    )
+    worker_index: int = Field(
+        0, ge=0, description="This process's worker number (set by the supervisor; 0 also serves the API)."
+    )
     db_pool_max: int = Field(8, ge=2, le=100, description="Most database connections the hub opens.")
     ingest_queue_max: int = Field(
         20000, ge=100, description="Bound of the telemetry queue; beyond it telemetry is shed, never critical."
@@ -78,6 +84,30 @@ class Settings(BaseSettings):
     retention_days_telemetry: int = Field(90, ge=1, description="Days of telemetry and events kept.")
     retention_hours_imu: int = Field(24, ge=1, description="Hours of raw IMU samples kept.")
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
+    policy_file: Path | None = Field(
+        None,
+        description="YAML/JSON file of escalation policies tried before the built-in ones (docs/alerts.md). "
+        "Unset: the built-in policies only.",
+    )
+    channels_file: Path | None = Field(
+        None,
+        description="YAML/JSON file naming notification channel instances and the channels each recipient "
+        "kind is reached on (docs/alerts.md). Unset: the console and live-feed channels only.",
+    )
+    quiet_hours: str | None = Field(
+        "22:00-07:00",
+        description="Local time window (HH:MM-HH:MM) in which low/medium-severity notices wait; never "
+        "critical or high ones. Empty: no quiet hours.",
+    )
+    local_timezone: str = Field(
+        "Asia/Shanghai", description="Time zone for quiet hours and times read out in notifications."
+    )
+    call_centre_phone: str | None = Field(
+        None, description="Phone number of the platform call centre, for voice/SMS channels that reach it."
+    )
+    escalation_concurrency: int = Field(
+        2, ge=1, le=32, description="Escalation steps one hub sends at the same time."
+    )
 
     @field_validator("db_url")
     @classmethod
@@ -102,6 +132,12 @@ class Settings(BaseSettings):
         if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value.upper()
+
+    @model_validator(mode="after")
+    def _worker_in_range(self) -> Settings:
+        if self.worker_index >= self.workers:
+            raise ValueError(f"worker_index {self.worker_index} must be below workers ({self.workers})")
+        return self
 
     @property
     def embedded(self) -> bool:

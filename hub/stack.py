@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import secrets
 import signal
+import subprocess
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -14,6 +17,8 @@ import psycopg
 
 from devices.credentials import CredentialStore, acl_text
 from hub.embedded import MosquittoInstance, PostgresInstance
+from hub.embedded.process import stop as stop_child
+from hub.errors import ConfigError
 from hub.service import Hub, serve
 from hub.settings import Settings
 from hub.storage.migrations import migrate
@@ -42,6 +47,33 @@ def prepare_broker_accounts(broker: MosquittoInstance, settings: Settings, hub_p
     return store
 
 
+def _start_services(settings: Settings, data: Path, services: ExitStack) -> tuple[str, str, CredentialStore]:
+    """Start the private PostgreSQL and Mosquitto where no URL is given; (db url, mqtt url, credentials)."""
+    if settings.db_url is None:
+        pg = PostgresInstance(data / "pg", settings.embedded_pg_port)
+        pg.start()
+        services.callback(pg.stop)
+        db_url = pg.url
+        print(f"  private PostgreSQL+TimescaleDB on 127.0.0.1:{pg.port} (data in {pg.root})", flush=True)
+    else:
+        db_url = settings.db_url
+    if settings.mqtt_url is not None:
+        return db_url, settings.mqtt_url, CredentialStore(settings.passwd_file, settings.mqtt_reload_pid_file)
+    broker = MosquittoInstance(data / "mosquitto", settings.embedded_mqtt_port)
+    password = account_password(data, "hub")
+    store = prepare_broker_accounts(broker, settings, password)
+    store.set_password("gw-watch3g", account_password(data, "gw-watch3g"))
+    broker.start()
+    services.callback(broker.stop)
+    print(f"  private Mosquitto on 127.0.0.1:{broker.port}", flush=True)
+    return db_url, f"mqtt://{settings.mqtt_username}:{password}@127.0.0.1:{broker.port}", store
+
+
+def _stop_children(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        stop_child(proc)
+
+
 async def _run(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -49,37 +81,21 @@ async def _run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     data = settings.data_dir.resolve()
     with ExitStack() as services:
-        if settings.db_url is None:
-            pg = PostgresInstance(data / "pg", settings.embedded_pg_port)
-            pg.start()
-            services.callback(pg.stop)
-            db_url = pg.url
-            print(f"  private PostgreSQL+TimescaleDB on 127.0.0.1:{pg.port} (data in {pg.root})", flush=True)
-        else:
-            db_url = settings.db_url
-        if settings.mqtt_url is None:
-            broker = MosquittoInstance(data / "mosquitto", settings.embedded_mqtt_port)
-            password = account_password(data, "hub")
-            store = prepare_broker_accounts(broker, settings, password)
-            store.set_password("gw-watch3g", account_password(data, "gw-watch3g"))
-            broker.start()
-            services.callback(broker.stop)
-            mqtt_url = f"mqtt://{settings.mqtt_username}:{password}@127.0.0.1:{broker.port}"
-            print(f"  private Mosquitto on 127.0.0.1:{broker.port}", flush=True)
-        else:
-            mqtt_url = settings.mqtt_url
-            store = CredentialStore(settings.passwd_file, settings.mqtt_reload_pid_file)
+        db_url, mqtt_url, store = _start_services(settings, data, services)
         hub = Hub(settings, db_url, mqtt_url)
+        workers = spawn_workers(settings, db_url, mqtt_url)
+        services.callback(_stop_children, workers)
+        if workers:
+            print(f"  {settings.workers} ingestion workers (shared subscription)", flush=True)
         gateway_url = settings.watch_gateway_mqtt_url or (
             None if settings.mqtt_url else
             f"mqtt://gw-watch3g:{account_password(data, 'gw-watch3g')}@127.0.0.1:{settings.embedded_mqtt_port}")
-        watch_task = None
+        tasks = []
         if settings.watch_gateway_port and gateway_url:
-            watch_task = asyncio.create_task(_watch_gateway(settings, gateway_url))
+            tasks.append(asyncio.create_task(_watch_gateway(settings, gateway_url)))
             print(f"  3G-watch gateway on {settings.watch_gateway_host}:{settings.watch_gateway_port}", flush=True)
-        demo_task = None
         if settings.demo:
-            demo_task = asyncio.create_task(_demo(settings, db_url, mqtt_url, store, stop))
+            tasks.append(asyncio.create_task(_demo(settings, db_url, mqtt_url, store, stop)))
         print(f"  dashboard: http://{settings.api_host}:{settings.api_port}/console   API docs: /docs", flush=True)
         if settings.demo:
             print("  demo login: demo / demo (operator)", flush=True)
@@ -88,10 +104,9 @@ async def _run(settings: Settings) -> None:
             await serve(hub, stop)
         finally:
             stop.set()
-            for task in (demo_task, watch_task):
-                if task is not None:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     print("stopped; data kept in", data, flush=True)
 
 
@@ -124,6 +139,35 @@ async def _watch_gateway(settings: Settings, mqtt_url: str) -> None:
     parts = urlsplit(mqtt_url)
     await serve_watches(settings.watch_gateway_host, settings.watch_gateway_port, parts.hostname or "127.0.0.1",
                         parts.port or 1883, parts.username, parts.password, root=settings.mqtt_topic_root)
+
+
+def spawn_workers(settings: Settings, db_url: str, mqtt_url: str) -> list[subprocess.Popen[bytes]]:
+    """Start workers 1..N-1 as child processes that die with this one."""
+    from hub.embedded.process import die_with_parent
+
+    procs = []
+    for index in range(1, settings.workers):
+        env = {**os.environ, "ELDERCARE_DB_URL": db_url, "ELDERCARE_MQTT_URL": mqtt_url,
+               "ELDERCARE_WORKERS": str(settings.workers), "ELDERCARE_WORKER_INDEX": str(index)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env,
+                                      preexec_fn=die_with_parent))  # noqa: PLW1509 - main thread only
+    return procs
+
+
+async def _run_worker(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    assert settings.db_url and settings.mqtt_url
+    await serve(Hub(settings, settings.db_url, settings.mqtt_url), stop, with_api=False)
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one extra ingestion worker until SIGTERM."""
+    if settings.db_url is None or settings.mqtt_url is None:
+        raise ConfigError("a worker needs ELDERCARE_DB_URL and ELDERCARE_MQTT_URL")
+    asyncio.run(_run_worker(settings))
 
 
 def run(settings: Settings) -> None:

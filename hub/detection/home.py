@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,8 +50,9 @@ def resident_config(resident_id: str, flags: list[str], timezone: str | None) ->
 class HomeWatch:
     """Keeps a monitor per resident; its state is saved to detector_state so restarts carry on."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], owns: Callable[[str], bool] = lambda _: True) -> None:
         self._pool = pool
+        self._owns = owns  # with several workers, each keeps only its residents' monitors
         self._monitors: dict[str, HomeMonitor] = {}
         self._where: dict[str, tuple[str, str]] = {}  # resident → (household, region)
         self._configured: set[str] = set()
@@ -64,6 +66,8 @@ class HomeWatch:
                 " FROM detector_state s JOIN residents r ON r.id = s.subject"
                 " JOIN households h ON h.id = r.household_id WHERE s.detector = %s", (_DETECTOR,))).fetchall()
         for rid, state, flags, tz, hid, region in rows:
+            if not self._owns(rid):
+                continue
             try:
                 self._monitors[rid] = HomeMonitor.from_snapshot(state, config=resident_config(rid, flags, tz))
             except DetectionError:
@@ -90,7 +94,7 @@ class HomeWatch:
 
     def tick(self, now: datetime) -> list[Trigger]:
         """Advance every monitor's clock; returns what became due."""
-        out = []
+        out: list[Trigger] = []
         for rid, monitor in self._monitors.items():
             due = monitor.tick(now)
             if due:

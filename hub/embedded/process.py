@@ -88,7 +88,7 @@ def chown_tree(path: Path, user: pwd.struct_passwd | None) -> None:
             os.chown(Path(root) / name, user.pw_uid, user.pw_gid, follow_symlinks=False)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # If the supervising Python process is killed, its services must not linger as orphans.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -108,7 +108,7 @@ def spawn(args: list[str], log: Path, user: pwd.struct_passwd | None) -> subproc
             user=user.pw_uid if user else None,
             group=user.pw_gid if user else None,
             extra_groups=[] if user else None,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - we spawn only from the main thread
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - we spawn only from the main thread
             env={**os.environ, "LC_ALL": "C.UTF-8"},
         )
     finally:

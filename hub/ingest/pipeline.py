@@ -19,6 +19,7 @@ from devices.topics import DEVICE_ID, parse_topic
 from hub.health import Health
 from hub.ingest.bindings import Bindings
 from hub.ingest.inbound import Inbound
+from hub.ingest.partition import INTERNAL_ROOT, STATEFUL_KINDS, Partition, unwrap, wrap
 from hub.ingest.writer import Writer
 from hub.plugins import Registry
 
@@ -48,7 +49,10 @@ class Pipeline:
         queue_max: int,
         detectors: list[Detector] | None = None,
         zigbee2mqtt_base: str = "",
+        partition: Partition | None = None,
     ) -> None:
+        self.partition = partition or Partition()
+        self.forward: Callable[[str, bytes], None] | None = None  # publishes to another worker's inbox
         self._root = topic_root
         self._z2m_base = zigbee2mqtt_base.rstrip("/")
         self._types = device_types
@@ -123,6 +127,35 @@ class Pipeline:
             raise DecodeError("unknown_device", "device is not provisioned")
         return self._check(binding, topic.device_type), topic.message, item.payload
 
+    def _detect(self, obs: Observation, binding: Binding) -> list[Trigger]:
+        triggers: list[Trigger] = []
+        for detector in self.detectors:
+            try:
+                triggers += detector.observe(obs, binding)
+            except Exception:  # a detector bug must not stop ingestion of other devices
+                self._health.count("detector_errors")
+                log.exception("detector %s failed on device %s", type(detector).__name__, obs.device_id)
+        return triggers
+
+    async def _detect_forwarded(self, item: Inbound) -> None:
+        """Another worker stored this message already; only the detectors run here."""
+        try:
+            topic, payload, received = unwrap(item.payload)
+            resolved = await self._resolve(Inbound(topic, payload, received))
+            if resolved is None:
+                return
+            binding, message, native = resolved
+            obs = self._types.get(binding.device_type).decode(
+                binding.device_id, message, native, datetime.fromtimestamp(received, UTC), self._max_skew)
+        except DecodeError:
+            self._health.count("forwarded_undecodable")
+            return
+        finally:
+            if item.ack is not None:
+                item.ack()
+        self._health.count("detected_for_other_worker")
+        self._writer.add_triggers(self._detect(obs, binding))
+
     @staticmethod
     def _check(binding: Binding, device_type: str) -> Binding:
         if not binding.active:
@@ -133,6 +166,9 @@ class Pipeline:
 
     async def handle(self, item: Inbound) -> None:
         """Decode, bind, detect and queue one message; a DecodeError becomes a dead letter."""
+        if item.topic.startswith(INTERNAL_ROOT + "/"):
+            await self._detect_forwarded(item)
+            return
         self._health.count("messages_in")
         device_id: str | None = None
         try:
@@ -157,12 +193,12 @@ class Pipeline:
             self._writer.dead_letter(item.topic, device_id, err.reason, err.detail, item.payload, item.ack)
             return
         triggers = triggers_for(obs, binding)
-        for detector in self.detectors:
-            try:
-                triggers += detector.observe(obs, binding)
-            except Exception:  # a detector bug must not stop ingestion of other devices
-                self._health.count("detector_errors")
-                log.exception("detector %s failed on device %s", type(detector).__name__, obs.device_id)
+        if self.partition.mine(binding):
+            triggers += self._detect(obs, binding)
+        elif obs.kind in STATEFUL_KINDS and self.forward is not None:
+            owner = Partition(self.partition.workers, self.partition.owner(binding))
+            self.forward(owner.inbox, wrap(item.topic, item.payload, item.received))
+            self._health.count("forwarded_for_detection")
         if obs.critical:
             self._health.count("critical_in")
         self._writer.add(obs, binding, triggers, item.ack, received)

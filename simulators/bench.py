@@ -1,0 +1,365 @@
+"""`python -m simulators.bench ingest`: the hub's end-to-end ingest rate against a bare paho floor, side by side.
+
+Both consumers drain the same pre-filled broker queue (persistent sessions), so the publisher's own
+speed does not enter the figures: the raw floor is a paho subscriber that only JSON-decodes, the hub
+figure runs from the first message received to the last row committed. SOS latency is measured
+afterwards with SOS presses interleaved in a stream paced at 80% of the measured hub rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from devices.credentials import CredentialStore, acl_text
+from hub.embedded import MosquittoInstance, PostgresInstance, free_port
+from hub.embedded.process import die_with_parent
+from hub.storage.migrations import migrate
+
+ROOT = "eldercare/v1"
+DEVICES_PER_RESIDENT = 5  # a wristband and four home sensors
+
+
+@dataclass
+class Workload:
+    """The messages of one run, pre-built so every consumer sees the same bytes."""
+
+    messages: list[tuple[str, bytes]]
+    counts: dict[str, int]
+
+
+def progress(label: str, done: int, total: int) -> None:
+    """A one-line progress bar on stderr."""
+    width = 30
+    filled = int(width * done / max(total, 1))
+    sys.stderr.write(f"\r{label:<14} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """'imu=0.2,heartbeat=0.5,sensor=0.3' → shares summing to 1."""
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if key not in {"imu", "heartbeat", "sensor"}:
+            raise SystemExit(f"--mix: unknown kind {key!r} (imu, heartbeat, sensor)")
+        mix[key] = float(value)
+    total = sum(mix.values())
+    if total <= 0:
+        raise SystemExit("--mix: shares must add up to more than 0")
+    return {k: v / total for k, v in mix.items()}
+
+
+def device_ids(devices: int) -> tuple[list[str], list[str]]:
+    """Wristband ids and sensor ids for `devices` devices."""
+    residents = max(1, devices // DEVICES_PER_RESIDENT)
+    wristbands = [f"BW{r:06d}" for r in range(residents)]
+    sensors = [f"BS{r:06d}{k}" for r in range(residents) for k in range(DEVICES_PER_RESIDENT - 1)]
+    return wristbands, sensors
+
+
+def build(n: int, devices: int, mix: dict[str, float], sos_every: int, rng: random.Random, t0: float) -> Workload:
+    """n messages in the given mix, an SOS every `sos_every`, timestamps just before now."""
+    wristbands, sensors = device_ids(devices)
+    kinds = list(mix)
+    weights = [mix[k] for k in kinds]
+    out: list[tuple[str, bytes]] = []
+    counts = {"imu": 0, "heartbeat": 0, "sensor": 0, "sos": 0}
+    imu = {"rate_hz": 25, "scale": 0.001, "x": [0] * 25, "y": [0] * 25, "z": [1000] * 25}
+    for i in range(n):
+        ts = t0 + i * 1e-3
+        if sos_every and i % sos_every == sos_every - 1:
+            device = wristbands[counts["sos"] % len(wristbands)]
+            body: dict[str, Any] = {"location": {"lat": 22.5, "lon": 114.0, "acc_m": 10}}
+            topic, kind = f"{ROOT}/wristband/{device}/sos", "sos"
+        else:
+            kind = rng.choices(kinds, weights)[0]
+            if kind == "sensor":
+                device = rng.choice(sensors)
+                topic, body = f"{ROOT}/motion/{device}/state", {"motion": rng.random() < 0.5, "battery": 80}
+            else:
+                device = rng.choice(wristbands)
+                topic = f"{ROOT}/wristband/{device}/{kind}"
+                body = dict(imu) if kind == "imu" else {"battery": 70, "signal": -70, "worn": True}
+        counts[kind] += 1
+        payload = {"v": 1, "id": f"b{i}", "ts": ts, **body}
+        out.append((topic, json.dumps(payload, separators=(",", ":")).encode()))
+    return Workload(out, counts)
+
+
+def seed(db_url: str, devices: int) -> None:
+    """Register regions, residents and `devices` devices with COPY (100,000 take seconds)."""
+    wristbands, sensors = device_ids(devices)
+    with psycopg.connect(db_url) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO regions VALUES ('bench', 'city', 'bench', NULL), "
+                    "('bench/d', 'district', 'd', NULL), ('bench/d/c', 'community', 'c', NULL) ON CONFLICT DO NOTHING")
+        if cur.execute("SELECT count(*) FROM devices").fetchone() == (len(wristbands) + len(sensors),):
+            return
+        with cur.copy("COPY households (id, region_path) FROM STDIN") as cp:
+            for r in range(len(wristbands)):
+                cp.write_row((f"BH{r:06d}", "bench/d/c"))
+        with cur.copy("COPY residents (id, household_id, name) FROM STDIN") as cp:
+            for r in range(len(wristbands)):
+                cp.write_row((f"BR{r:06d}", f"BH{r:06d}", f"bench resident {r}"))
+        with cur.copy("COPY devices (id, type, resident_id, household_id, room) FROM STDIN") as cp:
+            for r, w in enumerate(wristbands):
+                cp.write_row((w, "wristband", f"BR{r:06d}", f"BH{r:06d}", None))
+            for s in sensors:
+                r = int(s[2:8])
+                cp.write_row((s, "motion", f"BR{r:06d}", f"BH{r:06d}", "living_room"))
+
+
+class Publisher:
+    """Publishes a workload at QoS 1, as fast as the broker takes it or at a paced rate."""
+
+    def __init__(self, port: int, user: str, password: str) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
+        self.client.username_pw_set(user, password)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def publish(self, messages: list[tuple[str, bytes]], rate: float | None = None,
+                sent_at: dict[int, float] | None = None, label: str = "publishing") -> None:
+        """Publish all and wait for every PUBACK."""
+        infos = []
+        start = time.perf_counter()
+        for i, (topic, payload) in enumerate(messages):
+            if rate:
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            if sent_at is not None:
+                sent_at[i] = time.time()
+            infos.append(self.client.publish(topic, payload, qos=1))
+            if i % 2000 == 0:
+                progress(label, i, len(messages))
+        for info in infos:
+            info.wait_for_publish(60)
+        progress(label, len(messages), len(messages))
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def raw_floor(port: int, user: str, password: str, publisher: Publisher, work: Workload) -> float:
+    """Messages per second a bare paho subscriber decodes from a pre-filled persistent session."""
+    received = 0
+    first = last = 0.0
+    done = threading.Event()
+
+    def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        nonlocal received, first, last
+        json.loads(msg.payload)
+        now = time.perf_counter()
+        if received == 0:
+            first = now
+        received += 1
+        last = now
+        if received >= len(work.messages):
+            done.set()
+
+    def client() -> mqtt.Client:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw-floor", clean_session=False)
+        c.username_pw_set(user, password)
+        c.on_message = on_message
+        c.connect("127.0.0.1", port)
+        c.subscribe(f"{ROOT}/#", qos=1)
+        return c
+
+    sub = client()
+    sub.loop(1.0)
+    sub.disconnect()  # the session persists and queues what follows
+    publisher.publish(work.messages, label="prefill (raw)")
+    sub = client()
+    sub.loop_start()
+    done.wait(600)
+    sub.disconnect()
+    sub.loop_stop()
+    return received / (last - first) if last > first else 0.0
+
+
+def start_workers(n: int, env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[bytes]]:
+    """Start n hub worker processes (index 0 also escalates)."""
+    procs = []
+    for i in range(n):
+        log = (log_dir / f"worker{i}.log").open("ab")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "hub", "worker"], stdout=log, stderr=log, preexec_fn=die_with_parent,  # noqa: PLW1509
+            env={**env, "ELDERCARE_WORKERS": str(n), "ELDERCARE_WORKER_INDEX": str(i)}))
+    return procs
+
+
+def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM and wait: a clean stop keeps each worker's persistent session at the broker."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        p.wait(30)
+
+
+def rss_mb(procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """Resident and peak memory of the workers, from /proc."""
+    now = peak = 0
+    for p in procs:
+        for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                now += int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                peak += int(line.split()[1])
+    return {"total": round(now / 1024, 1), "peak": round(peak / 1024, 1),
+            "per_worker": round(now / 1024 / len(procs), 1)}
+
+
+def counts(conn: psycopg.Connection[Any], since: float) -> tuple[int, int, int, float | None]:
+    """Rows committed for this run: IMU batches, events, heartbeat readings, first receipt time."""
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM imu_batches WHERE ts >= to_timestamp(%(s)s)),"
+        " (SELECT count(*) FROM device_events WHERE ts >= to_timestamp(%(s)s)),"
+        " (SELECT count(*) FROM readings WHERE metric = 'signal' AND ts >= to_timestamp(%(s)s)),"
+        " (SELECT extract(epoch FROM min(received_at)) FROM device_events WHERE ts >= to_timestamp(%(s)s))",
+        {"s": since}).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2]), (float(row[3]) if row[3] is not None else None)
+
+
+def wait_committed(db_url: str, work: Workload, since: float, label: str) -> tuple[float, float]:
+    """Poll until every message of the workload is in the database; (first receipt, last commit)."""
+    want = (work.counts["imu"], work.counts["sensor"] + work.counts["sos"], work.counts["heartbeat"])
+    total = sum(want)
+    deadline = time.time() + 900
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while time.time() < deadline:
+            imu, events, beats, first = counts(conn, since)
+            progress(label, imu + events + beats, total)
+            if (imu, events, beats) >= want and first is not None:
+                return first, time.time()
+            time.sleep(0.05)
+    raise SystemExit(f"{label}: not all messages were committed within 15 minutes")
+
+
+def sos_latency(db_url: str, publisher: Publisher, devices: int, rate: float, seconds: float,
+                rng: random.Random, sos_every: int, mix: dict[str, float]) -> dict[str, float]:
+    """p50/p99 ms from SOS publish to its first notification, in a stream paced at `rate`."""
+    n = max(sos_every * 5, int(rate * seconds))
+    work = build(n, devices, mix, sos_every, rng, time.time() - 5)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("UPDATE alerts SET closed_at = now() WHERE closed_at IS NULL")  # fresh alerts for every SOS
+    sent: dict[int, float] = {}
+    publisher.publish(work.messages, rate=rate, sent_at=sent, label="paced (80%)")
+    sos_index = {json.loads(p)["id"]: i for i, (t, p) in enumerate(work.messages) if t.endswith("/sos")}
+    time.sleep(3)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT e.msg_id, extract(epoch FROM min(ev.ts)) FROM device_events e"
+            " JOIN alerts a ON a.source_device = e.device_id AND a.type = 'sos' AND a.first_ts = e.ts"
+            " JOIN alert_events ev ON ev.alert_id = a.id AND ev.kind = 'notified'"
+            " WHERE e.kind = 'sos' AND e.msg_id = ANY(%s) GROUP BY e.msg_id", (list(sos_index),)).fetchall()
+    lat = sorted((float(t) - sent[sos_index[m]]) * 1000 for m, t in rows)
+    if not lat:
+        return {"p50": float("nan"), "p99": float("nan"), "n": 0, "sent": len(sos_index)}
+    pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
+    return {"p50": round(pick(0.5), 1), "p99": round(pick(0.99), 1), "n": len(lat), "sent": len(sos_index)}
+
+
+def ingest(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the whole benchmark and return its figures."""
+    rng = random.Random(args.seed)
+    mix = parse_mix(args.mix)
+    with ExitStack() as stack:
+        base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eldercare-bench-")))
+        base.chmod(0o755)
+        pg = PostgresInstance(base / "pg", free_port())
+        pg.start()
+        stack.callback(pg.stop)
+        broker = MosquittoInstance(base / "mosquitto", free_port())
+        broker.root.mkdir(parents=True)
+        broker.acl_file.write_text(acl_text(ROOT, "hub", {"bench": f"{ROOT}/#"}))
+        store = CredentialStore(broker.passwd_file, broker.pid_file)
+        store.set_many({"hub": "hub-bench", "bench": "bench"})
+        broker.start()
+        stack.callback(broker.stop)
+        migrate(pg.url)
+        sys.stderr.write(f"seeding {args.devices} devices\n")
+        seed(pg.url, args.devices)
+        publisher = Publisher(broker.port, "bench", "bench")
+        stack.callback(publisher.close)
+
+        since = time.time() - 60
+        work = build(args.messages, args.devices, mix, args.sos_every, rng, time.time() - 30)
+        floor = raw_floor(broker.port, "bench", "bench", publisher, work)
+
+        env = {**os.environ, "ELDERCARE_DB_URL": pg.url, "ELDERCARE_LOG_LEVEL": "WARNING",
+               "ELDERCARE_MQTT_URL": f"mqtt://hub:hub-bench@127.0.0.1:{broker.port}",
+               "ELDERCARE_MQTT_CLIENT_ID": "bench-hub", "ELDERCARE_WATCH_GATEWAY_PORT": "0"}
+        procs = start_workers(args.workers, env, base)
+        stack.callback(stop_workers, procs)
+        probe = build(args.workers * 4, args.devices, {"sensor": 1.0}, 0, rng, time.time() - 40)
+        publisher.publish(probe.messages, label="warm-up")
+        wait_committed(pg.url, probe, since, "warm-up")
+        stop_workers(procs)  # sessions persist; the queue fills while the hub is away
+        publisher.publish(work.messages, label="prefill (hub)")
+        procs[:] = start_workers(args.workers, env, base)
+        first, last = wait_committed(pg.url, work, since + 20, "hub")
+        hub_rate = len(work.messages) / (last - first)
+        memory = rss_mb(procs)
+        latency = sos_latency(pg.url, publisher, args.devices, 0.8 * hub_rate, args.latency_seconds, rng,
+                              args.sos_every, mix)
+    return {
+        "raw_floor_msgs_per_s": round(floor, 1),
+        "hub_msgs_per_s": round(hub_rate, 1),
+        "ratio": round(hub_rate / floor, 3) if floor else None,
+        "workers": args.workers,
+        "sos_latency_ms": latency,
+        "rss_mb": memory,
+        "messages": len(work.messages),
+        "devices": args.devices,
+        "mix": {k: round(v, 3) for k, v in mix.items()},
+        "message_counts": work.counts,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m simulators.bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("ingest", help="measure end-to-end ingest against the raw paho floor")
+    p.add_argument("--messages", type=int, default=20000)
+    p.add_argument("--devices", type=int, default=10000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--mix", default="imu=0.2,heartbeat=0.5,sensor=0.3")
+    p.add_argument("--sos-every", type=int, default=500, help="one SOS press per this many messages")
+    p.add_argument("--latency-seconds", type=float, default=10.0, help="length of the paced latency phase")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print only the JSON object")
+    args = parser.parse_args(argv)
+    result = ingest(args)
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
