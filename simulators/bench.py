@@ -260,6 +260,22 @@ def wait_committed(db_url: str, work: Workload, since: float, label: str) -> tup
     raise SystemExit(f"{label}: not all messages were committed within 15 minutes")
 
 
+def warm_up(db_url: str, publisher: Publisher, workers: int, devices: int, rng: random.Random,
+            since: float) -> None:
+    """Publish probes until the workers have subscribed and committed one (their sessions then exist)."""
+    deadline = time.time() + 120
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while time.time() < deadline:
+            # Probes are stamped an hour back, outside the window the measured run counts.
+            probe = build(workers * 8, devices, {"sensor": 1.0}, 0, rng, time.time() - 3600)
+            publisher.publish(probe.messages, label="warm-up")
+            time.sleep(1.0)
+            if counts(conn, since)[1] > 0:
+                time.sleep(1.0)  # let every worker finish subscribing
+                return
+    raise SystemExit("warm-up: the hub workers did not start consuming within 120 s")
+
+
 def sos_latency(db_url: str, publisher: Publisher, devices: int, rate: float, seconds: float,
                 rng: random.Random, sos_every: int, mix: dict[str, float]) -> dict[str, float]:
     """p50/p99 ms from SOS publish to its first notification, in a stream paced at `rate`."""
@@ -307,8 +323,8 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
         publisher = Publisher(broker.port, "bench", "bench")
         stack.callback(publisher.close)
 
-        since = time.time() - 60
-        work = build(args.messages, args.devices, mix, args.sos_every, rng, time.time() - 30)
+        work_t0 = time.time() - 30
+        work = build(args.messages, args.devices, mix, args.sos_every, rng, work_t0)
         floor = raw_floor(broker.port, "bench", "bench", publisher, work)
 
         env = {**os.environ, "ELDERCARE_DB_URL": pg.url, "ELDERCARE_LOG_LEVEL": "WARNING",
@@ -316,13 +332,11 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
                "ELDERCARE_MQTT_CLIENT_ID": "bench-hub", "ELDERCARE_WATCH_GATEWAY_PORT": "0"}
         procs = start_workers(args.workers, env, base)
         stack.callback(stop_workers, procs)
-        probe = build(args.workers * 4, args.devices, {"sensor": 1.0}, 0, rng, time.time() - 40)
-        publisher.publish(probe.messages, label="warm-up")
-        wait_committed(pg.url, probe, since, "warm-up")
+        warm_up(pg.url, publisher, args.workers, args.devices, rng, work_t0 - 7200)
         stop_workers(procs)  # sessions persist; the queue fills while the hub is away
         publisher.publish(work.messages, label="prefill (hub)")
         procs[:] = start_workers(args.workers, env, base)
-        first, last = wait_committed(pg.url, work, since + 20, "hub")
+        first, last = wait_committed(pg.url, work, work_t0 - 0.5, "hub")
         hub_rate = len(work.messages) / (last - first)
         memory = rss_mb(procs)
         latency = sos_latency(pg.url, publisher, args.devices, 0.8 * hub_rate, args.latency_seconds, rng,

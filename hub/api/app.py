@@ -12,7 +12,24 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from hub.api.routes import alerts, auth, health
+from hub.api.routes import (
+    alerts,
+    audit,
+    auth,
+    dead_letters,
+    devices,
+    escalations,
+    exports,
+    feed,
+    health,
+    history,
+    policies,
+    regions,
+    residents,
+    sla,
+    users,
+    visits,
+)
 
 if TYPE_CHECKING:
     from hub.service import Hub
@@ -61,7 +78,8 @@ def create_app(hub: Hub) -> FastAPI:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=err)
         return JSONResponse({"detail": "internal error; see the hub log"}, status_code=500)
 
-    for module in (health, auth, alerts):
+    for module in (health, auth, alerts, regions, residents, devices, history, visits, users, feed, audit,
+                   exports, dead_letters, escalations, policies, sla):
         app.include_router(module.router)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -31,7 +31,9 @@ async def get_conn(hub: HubDep) -> AsyncIterator[AsyncConnection[Any]]:
         yield conn
 
 
-ConnDep = Annotated[AsyncConnection[Any], Depends(get_conn)]
+# scope="function": the commit happens when the route returns, before the response is sent, so a
+# client that gets 201 and immediately reads back sees its own write.
+ConnDep = Annotated[AsyncConnection[Any], Depends(get_conn, scope="function")]
 
 
 async def current_user(conn: ConnDep, token: Annotated[str | None, Depends(oauth2)]) -> User:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ PRE_S = 4.0
 """History kept before a candidate for the features."""
 POST_S = 7.0
 """Seconds after the impact that are looked at; this is also the alarm delay."""
+LOOKBACK_S = 10.0
+"""How far back a candidate looks for a posture held earlier (sitting back down is not a fall)."""
 MIN_HISTORY_S = 1.0
 """Candidates with less continuous history than this (stream start, after a gap) are skipped."""
 MAX_GAP_S = 1.0
@@ -61,6 +65,7 @@ FEATURE_NAMES = (
     "sharpness_g",
     "fall_speed_mps",
     "impact_speed_mps",
+    "return_deg",
     *(f"mag_{k}" for k in range(15)),
     *(f"tilt_{k}" for k in range(18)),
 )
@@ -140,10 +145,23 @@ def candidate_features(a: FloatArray, m: FloatArray, j: int, s0: int) -> FloatAr
             m[j] - 0.5 * (m[max(s0, j - 2)] + m[j + 2]),
             float((drop - np.minimum.accumulate(drop)).max()),
             float(stop.max()),
+            _return_deg(a, g_post, j, s0),
             *_profile(m, j, s0),
             *_tilt(a, g_pre, j, s0),
         ]
     )
+
+
+def _return_deg(a: FloatArray, g_post: FloatArray, j: int, s0: int) -> float:
+    """Smallest angle between the post-impact posture and any 1 s posture held in the look-back."""
+    step = _n(1.0)
+    lo = max(s0, j - _n(LOOKBACK_S))
+    seg = a[lo : lo + (j - _n(1.0) - lo) // step * step]
+    if not len(seg):
+        return 180.0
+    mean = seg.reshape(-1, step, 3).mean(axis=1)
+    cos = mean @ g_post / (np.linalg.norm(mean, axis=1) * np.linalg.norm(g_post) + 1e-9)
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).min())
 
 
 def _profile(m: FloatArray, j: int, s0: int) -> FloatArray:
@@ -164,6 +182,11 @@ def _tilt(a: FloatArray, g_pre: FloatArray, j: int, s0: int) -> FloatArray:
     mean = seg.reshape(18, step, 3).mean(axis=1)
     cos = mean @ g_pre / (np.linalg.norm(mean, axis=1) * np.linalg.norm(g_pre) + 1e-9)
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def _short(values: FloatArray) -> list[float]:
+    # Seven significant digits keep the JSON small; scores move by far less than the margin.
+    return [float(f"{v:.7g}") for v in values]
 
 
 @dataclass(frozen=True)
@@ -194,7 +217,7 @@ class FallModel:
             "base": self.base,
             "threshold": self.threshold,
             "trees": [
-                {"features": f.tolist(), "splits": s.tolist(), "leaves": v.tolist()}
+                {"features": f.tolist(), "splits": _short(s), "leaves": _short(v)}
                 for f, s, v in zip(self.features, self.splits, self.leaves, strict=True)
             ],
         }
@@ -314,7 +337,7 @@ class _Stream:
                 if m[j] > m[max(s0, j - nms) : j].max(initial=0.0) and m[j] >= m[j + 1 : j + nms + 1].max():
                     out.append((int(j) + self.buf_start, candidate_features(self.buf, m, int(j), s0)))
             self.next_scan = stop
-        keep_from = max(self.next_scan - _n(PRE_S) - _n(NMS_S), self.buf_start)
+        keep_from = max(self.next_scan - _n(max(PRE_S, LOOKBACK_S)) - _n(NMS_S), self.buf_start)
         self.buf = self.buf[keep_from - self.buf_start :]
         self.buf_start = keep_from
         return out
@@ -346,6 +369,46 @@ class FallDetector:
                 found.append((k + 0.5) / GRID_HZ)
                 self._quiet_until = k + _n(REFRACTORY_S)
         return found
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready state (about 10 kB), so a hub restart does not lose an impact under watch."""
+        st = self._stream
+        return {
+            "version": 1,
+            "grid_hz": GRID_HZ,
+            "pend_bin": st.pend_bin,
+            "pend_sum": st.pend_sum.tolist(),
+            "pend_n": st.pend_n,
+            "last_bin": st.last_bin,
+            "last_val": st.last_val.tolist(),
+            "buf": base64.b64encode(np.ascontiguousarray(st.buf, dtype="<f8").tobytes()).decode("ascii"),
+            "buf_start": st.buf_start,
+            "seg_start": st.seg_start,
+            "next_scan": st.next_scan,
+            "quiet_until": self._quiet_until,
+        }
+
+    @classmethod
+    def restore(cls, state: Mapping[str, Any], model: FallModel | None = None) -> FallDetector:
+        """Detector continuing from a `snapshot`; raises DetectionError if the state does not fit."""
+        if state.get("version") != 1 or state.get("grid_hz") != GRID_HZ:
+            raise DetectionError("fall detector state is from another version; start afresh")
+        det = cls(model)
+        st = det._stream
+        try:
+            st.pend_bin = None if state["pend_bin"] is None else int(state["pend_bin"])
+            st.pend_sum = np.array(state["pend_sum"], dtype=np.float64).reshape(3)
+            st.pend_n = int(state["pend_n"])
+            st.last_bin = None if state["last_bin"] is None else int(state["last_bin"])
+            st.last_val = np.array(state["last_val"], dtype=np.float64).reshape(3)
+            raw = base64.b64decode(state["buf"], validate=True)
+            st.buf = np.frombuffer(raw, dtype="<f8").reshape(-1, 3).astype(np.float64)
+            st.buf_start, st.seg_start = int(state["buf_start"]), int(state["seg_start"])
+            st.next_scan = int(state["next_scan"])
+            det._quiet_until = int(state["quiet_until"])
+        except (KeyError, TypeError, ValueError, binascii.Error) as err:
+            raise DetectionError(f"fall detector state is damaged: {err}") from err
+        return det
 
     def buffered_samples(self) -> int:
         """Grid samples currently held (bounded by the pre/post windows, not by stream length)."""

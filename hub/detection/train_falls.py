@@ -7,6 +7,7 @@ import gzip
 import json
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,8 @@ from hub.detection.falls import FEATURE_NAMES, FallModel, extract_candidates
 
 NATIVE_HZ = 238.0
 COUNTS_TO_G = 0.000244
-DEFAULT_CACHE = Path("/tmp/fallalld_wrist_cache.npz")
+DEFAULT_CACHE = Path(tempfile.gettempdir()) / "fallalld_wrist_cache.npz"
+"""Parsed arrays live outside the repo; np.load without pickles keeps a foreign file harmless."""
 TRAIN_RATES = (NATIVE_HZ, 25.0)
 """Rates whose candidates are pooled for training, so the model sees both sharp and blunted peaks."""
 ROUNDS, LEARNING_RATE, MIN_LEAF, N_BINS, L2, DEPTH, MIL_ROUNDS = 300, 0.1, 20, 32, 1.0, 2, 1
@@ -96,7 +98,8 @@ def resample(counts: NDArray[np.int16], hz: float, offset: float) -> tuple[Float
     full = counts_per >= np.floor(NATIVE_HZ / hz)
     sums = np.stack([np.bincount(period, g[:, k]) for k in range(3)], axis=1)
     idx = np.flatnonzero(full)
-    return offset + (idx + 1.0) / hz, sums[idx] / counts_per[idx, None]
+    # Stamped at the end of each period, when a wristband would have the average ready.
+    return np.asarray(offset + (idx + 1.0) / hz, dtype=np.float64), sums[idx] / counts_per[idx, None]
 
 
 def trial_offsets(n: int, seed: int = SEED) -> FloatArray:

@@ -25,7 +25,7 @@ def test_bad_value_names_the_variable(monkeypatch):
 
 
 def test_unknown_scheme_is_refused():
-    with pytest.raises(ConfigError, match="ELDERCARE_DB_URL: .*postgresql://"):
+    with pytest.raises(ConfigError, match=r"ELDERCARE_DB_URL: .*postgresql://"):
         load_settings(db_url="mysql://x@y/z")
 
 
@@ -42,7 +42,8 @@ def test_config_command_masks_secrets():
 
 def test_config_command_reports_bad_setting_and_exits_nonzero():
     env = {**os.environ, "ELDERCARE_INGEST_FLUSH_MS": "0"}
-    proc = subprocess.run([sys.executable, "-m", "hub", "config"], env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "hub", "config"], env=env, capture_output=True, text=True,
+                          check=False)
     assert proc.returncode == 2
     assert "ELDERCARE_INGEST_FLUSH_MS" in proc.stderr
 

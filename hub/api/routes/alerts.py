@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Query, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.dispatch import DISPATCH_OUTCOMES
 from alerts.model import RESOLUTIONS
 from alerts.store import add_event, feed
-from hub.api.deps import ConnDep, CurrentUser, require_roles
+from hub.api.deps import ConnDep, CurrentUser, HubDep, require_roles
 from hub.users import User, scope_filter
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
@@ -205,3 +206,109 @@ async def resolve(alert_id: int, body: ResolveBody, conn: ConnDep, user: Current
 async def _audit(conn: ConnDep, user: User, action: str, alert_id: int) -> None:
     await conn.execute("INSERT INTO audit_log (user_id, action, target) VALUES (%s, %s, %s)",
                        (user.id, action, f"alert:{alert_id}"))
+
+
+class ConfirmEmergencyBody(BaseModel):
+    """An operator judged the alert a real emergency: call 120/110 now."""
+
+    model_config = ConfigDict(extra="forbid")
+    service: Literal["120", "110"] | None = Field(None, description="Unset: what the alert's policy calls")
+    note: str = Field("", max_length=1000)
+
+
+class DispatchOut(BaseModel):
+    """One emergency dispatch: the record read out to 120/110 and its outcome."""
+
+    id: int
+    alert_id: int
+    service: str
+    cause: str
+    created_at: datetime
+    record: dict[str, Any]
+    text_zh: str
+    text_en: str
+    delivered: bool | None
+    outcome: str | None
+    outcome_ref: str | None
+    outcome_note: str | None
+    outcome_by: int | None
+    outcome_at: datetime | None
+
+
+class DispatchOutcomeBody(BaseModel):
+    """What came of a dispatch call, as the operator heard it."""
+
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal[DISPATCH_OUTCOMES] = Field(description="ambulance_sent, police_sent...")  # type: ignore[valid-type]
+    reference: str = Field("", max_length=100, description="The dispatch centre's case number")
+    note: str = Field("", max_length=2000)
+
+
+_DISPATCH_COLUMNS = ("id, alert_id, service, cause, created_at, record, text_zh, text_en, delivered, outcome,"
+                     " outcome_ref, outcome_note, outcome_by, outcome_at")
+
+
+@router.post("/{alert_id}/confirm-emergency", response_model=Alert, status_code=status.HTTP_202_ACCEPTED,
+             summary="Confirm an emergency: dispatch 120/110 now", dependencies=[require_roles("admin", "operator")])
+async def confirm_emergency(alert_id: int, body: ConfirmEmergencyBody, conn: ConnDep, user: CurrentUser,
+                            hub: HubDep) -> Alert:
+    """The engine builds the dispatch record and calls at once; 409 if closed or already dispatched."""
+    row = await _load(conn, user, alert_id, lock=True)
+    if row["closed_at"] is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"alert {alert_id} is closed")
+    done = await (await conn.execute(
+        "SELECT id FROM alert_dispatches WHERE alert_id = %s ORDER BY id LIMIT 1", (alert_id,))).fetchone()
+    if done is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"alert {alert_id} was already dispatched ({done[0]})")
+    if body.service is not None:
+        kind = f"emergency_{body.service}"
+    else:
+        flags = await (await conn.execute(
+            "SELECT risk_flags FROM residents WHERE id = %s", (row["resident_id"],))).fetchone()
+        kind = hub.engine.emergency_kind(row["type"], row["severity"], list(flags[0]) if flags else [])
+    await conn.execute(
+        "INSERT INTO alert_timers (alert_id, step, due_at, jump) VALUES (%s, 0, now(), %s)"
+        " ON CONFLICT (alert_id) DO UPDATE SET jump = EXCLUDED.jump, claimed_by = NULL, claimed_until = NULL",
+        (alert_id, kind))
+    await add_event(conn, alert_id, "emergency_confirmed", user.username,
+                    {"service": kind.removeprefix("emergency_"), "note": body.note})
+    await _audit(conn, user, "alert.confirm_emergency", alert_id)
+    await feed(conn, "alert", row["region_path"], row["resident_id"],
+               {"alert_id": alert_id, "change": "emergency_confirmed"})
+    await conn.commit()
+    hub.engine.wake()
+    return Alert(**await _load(conn, user, alert_id))
+
+
+@router.get("/{alert_id}/dispatches", response_model=list[DispatchOut], summary="Emergency dispatch records",
+            dependencies=[require_roles("admin", "operator", "community_worker")])
+async def dispatches(alert_id: int, conn: ConnDep, user: CurrentUser) -> list[DispatchOut]:
+    """The records read out to 120/110 for this alert, oldest first, with their outcomes."""
+    await _load(conn, user, alert_id)
+    cur = conn.cursor(row_factory=dict_row)
+    rows = await (await cur.execute(
+        f"SELECT {_DISPATCH_COLUMNS} FROM alert_dispatches WHERE alert_id = %s ORDER BY id",  # noqa: S608
+        (alert_id,))).fetchall()
+    return [DispatchOut(**r) for r in rows]
+
+
+@router.post("/{alert_id}/dispatches/{dispatch_id}/outcome", response_model=DispatchOut,
+             summary="Record what came of a dispatch call", dependencies=[require_roles("admin", "operator")])
+async def dispatch_outcome(alert_id: int, dispatch_id: int, body: DispatchOutcomeBody, conn: ConnDep,
+                           user: CurrentUser) -> DispatchOut:
+    """Kept on the dispatch record and on the timeline; a later report replaces the earlier outcome."""
+    row = await _load(conn, user, alert_id)
+    cur = conn.cursor(row_factory=dict_row)
+    updated = await (await cur.execute(
+        "UPDATE alert_dispatches SET outcome = %s, outcome_ref = %s, outcome_note = %s, outcome_by = %s,"  # noqa: S608
+        f" outcome_at = now() WHERE id = %s AND alert_id = %s RETURNING {_DISPATCH_COLUMNS}",
+        (body.outcome, body.reference or None, body.note, user.id, dispatch_id, alert_id))).fetchone()
+    if updated is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"dispatch {dispatch_id} of alert {alert_id} not found")
+    await add_event(conn, alert_id, "dispatch_outcome", user.username,
+                    {"dispatch_id": dispatch_id, "service": updated["service"], "outcome": body.outcome,
+                     "reference": body.reference, "note": body.note})
+    await _audit(conn, user, "alert.dispatch_outcome", alert_id)
+    await feed(conn, "alert", row["region_path"], row["resident_id"],
+               {"alert_id": alert_id, "change": "dispatch_outcome", "outcome": body.outcome})
+    return DispatchOut(**updated)

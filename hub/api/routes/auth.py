@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from hub.api.deps import ConnDep, CurrentUser, HubDep, oauth2
+from hub.ratelimit import SlidingWindow
 from hub.users import AuthError, login, logout
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
+# Per client address, on top of the per-username limit: stops one host spraying many usernames.
+IP_LOGINS_PER_MINUTE = 60
 
 
 class Token(BaseModel):
@@ -35,9 +38,13 @@ class Me(BaseModel):
 
 
 @router.post("/token", response_model=Token, summary="Log in with username and password (form fields)")
-async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], conn: ConnDep, hub: HubDep) -> Token:
+async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], conn: ConnDep, hub: HubDep,
+                request: Request) -> Token:
     """Issue a bearer token; wrong credentials get 401 without saying which part was wrong."""
-    if not hub.login_limiter.allow(form.username):
+    if not hasattr(request.app.state, "ip_login_limiter"):
+        request.app.state.ip_login_limiter = SlidingWindow(IP_LOGINS_PER_MINUTE, 60.0)
+    client = request.client.host if request.client else "unknown"
+    if not request.app.state.ip_login_limiter.allow(client) or not hub.login_limiter.allow(form.username):
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many login attempts; wait a minute")
     ttl = timedelta(minutes=hub.settings.token_ttl_minutes)
     try:

@@ -1,107 +1,379 @@
-// Operator console: logs in with the OAuth2 password flow and keeps the alert list live.
+// Operator and community-worker console: OAuth2 password login, live updates over SSE, no build step.
 "use strict";
-const T = {
-  zh: { title: "智慧养老监护台", login: "登录", username: "用户名", password: "密码", signin: "登录", logout: "退出",
-        alerts: "实时告警", time: "时间", type: "类型", severity: "级别", resident: "老人", state: "状态",
-        timeline: "处置时间线", ack: "确认", open: "待处理", acked: "已确认", closed: "已关闭", lang: "English",
-        bad_login: "用户名或密码错误", location: "位置", unknown: "未知" },
-  en: { title: "Eldercare console", login: "Log in", username: "Username", password: "Password", signin: "Log in",
-        logout: "Log out", alerts: "Live alerts", time: "Time", type: "Type", severity: "Severity",
-        resident: "Resident", state: "State", timeline: "Timeline", ack: "Acknowledge", open: "Open",
-        acked: "Acknowledged", closed: "Closed", lang: "中文", bad_login: "Wrong username or password",
-        location: "Location", unknown: "unknown" },
-};
+const T = window.I18N;
 let lang = localStorage.getItem("lang") || "zh";
 let token = sessionStorage.getItem("token");
+let me = null;
+let view = "alerts";
 let selected = null;
-let seen = new Set();
+let feed = null;
+let known = new Map();        // alert id -> severity, to notice new critical alerts
+let refreshTimer = null;
+let assignees = [];
 const $ = (id) => document.getElementById(id);
-const t = (k) => T[lang][k] || k;
+const t = (k) => (T[lang] && T[lang][k]) || (T.en[k]) || k;
+const tt = (prefix, k) => (T[lang][prefix + k] || T.en[prefix + k] || k);
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v; else if (k.startsWith("on")) e[k] = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
+  return e;
+}
 
 function applyLang() {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll("[data-i18n]").forEach((e) => { e.textContent = t(e.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-ph]").forEach((e) => { e.placeholder = t(e.dataset.i18nPh); });
   $("lang").textContent = t("lang");
+  $("live").textContent = feed && feed.readyState === 1 ? t("live") : t("offline");
 }
 
 async function api(path, opts = {}) {
   const headers = Object.assign({ Authorization: "Bearer " + token }, opts.headers || {});
+  if (opts.json !== undefined) { headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(opts.json); }
   const res = await fetch(path, Object.assign({}, opts, { headers }));
   if (res.status === 401) { logout(); throw new Error("unauthorized"); }
-  if (!res.ok) throw new Error(res.status + "");
-  return res.json();
+  if (!res.ok) {
+    let msg = res.status + "";
+    try { const b = await res.json(); msg = typeof b.detail === "string" ? b.detail : JSON.stringify(b.detail); } catch (e) { /* not JSON */ }
+    const err = new Error(msg); err.status = res.status; throw err;
+  }
+  return res.status === 204 ? null : res.json();
+}
+
+async function act(fn) {
+  try { await fn(); } catch (e) { if (e.message !== "unauthorized") alert(t("error") + ": " + e.message); }
 }
 
 function beep() {
   try {
-    const ctx = new AudioContext(); const o = ctx.createOscillator(); o.frequency.value = 880;
-    o.connect(ctx.destination); o.start(); setTimeout(() => { o.stop(); ctx.close(); }, 400);
+    const ctx = new AudioContext();
+    for (const [i, f] of [[0, 880], [1, 660], [2, 880]]) {
+      const o = ctx.createOscillator(); o.frequency.value = f; o.connect(ctx.destination);
+      o.start(ctx.currentTime + i * 0.25); o.stop(ctx.currentTime + i * 0.25 + 0.2);
+    }
+    setTimeout(() => ctx.close(), 1200);
   } catch (e) { /* audio may be blocked until the user interacts */ }
 }
 
-function render(items) {
+const fmtTime = (s) => (s ? new Date(s).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB") : "—");
+
+// ---- alerts -------------------------------------------------------------------------------------------------
+
+async function loadAlerts() {
+  const state = $("alert-state").value;
+  const page = await api(`/api/alerts?limit=100&state=${state}`);
   const body = $("alerts").querySelector("tbody");
   body.replaceChildren();
-  for (const a of items) {
-    if (!seen.has(a.id) && a.severity === "critical" && seen.size) beep();
-    seen.add(a.id);
-    const tr = document.createElement("tr");
-    tr.className = "sev-" + a.severity + (a.acknowledged_at ? " acked" : "");
-    tr.dataset.alertId = a.id;
-    const state = a.closed_at ? t("closed") : a.acknowledged_at ? t("acked") : t("open");
-    for (const v of [a.id, new Date(a.created_at).toLocaleString(), a.type, a.severity, a.resident_id, state]) {
-      const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
-    }
-    const td = document.createElement("td");
+  for (const a of page.items) {
+    if (!known.has(a.id) && known.size && a.severity === "critical" && !a.acknowledged_at) beep();
+    known.set(a.id, a.severity);
+    const st = a.closed_at ? t("closed") : a.acknowledged_at ? t("acked") : t("open");
+    const tr = el("tr", { class: `sev-${a.severity}${a.acknowledged_at ? " acked" : ""}${a.id === selected ? " selected" : ""}`,
+      "data-alert-id": a.id, onclick: () => showDetail(a.id) },
+    el("td", {}, "" + a.id), el("td", {}, fmtTime(a.created_at)), el("td", {}, tt("t_", a.type)),
+    el("td", {}, el("span", { class: "sev sev-" + a.severity }, tt("sev_", a.severity))),
+    el("td", {}, a.resident_id), el("td", { class: "state" }, st));
+    const td = el("td");
     if (!a.acknowledged_at && !a.closed_at) {
-      const b = document.createElement("button"); b.textContent = t("ack"); b.className = "ack";
-      b.onclick = async (ev) => { ev.stopPropagation(); await api(`/api/alerts/${a.id}/ack`, {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ via: "console" }) });
-        refresh(); showDetail(a.id); };
-      td.appendChild(b);
+      td.append(el("button", { class: "ack small", type: "button", onclick: (ev) => { ev.stopPropagation();
+        act(async () => { await api(`/api/alerts/${a.id}/ack`, { method: "POST", json: { via: "console" } });
+          await loadAlerts(); await showDetail(a.id); }); } }, t("ack")));
     }
-    tr.appendChild(td);
-    tr.onclick = () => showDetail(a.id);
-    body.appendChild(tr);
+    tr.append(td);
+    body.append(tr);
   }
+  $("alerts-empty").hidden = page.items.length > 0;
 }
 
 async function showDetail(id) {
   selected = id;
   const [a, tl] = await Promise.all([api(`/api/alerts/${id}`), api(`/api/alerts/${id}/timeline`)]);
+  let r = null;
+  try { r = await api(`/api/residents/${encodeURIComponent(a.resident_id)}`); } catch (e) { /* still show the alert */ }
   $("detail").hidden = false;
   $("detail-id").textContent = id;
-  const loc = a.location || (a.details && a.details.last_known_location);
+  $("detail-type").textContent = tt("t_", a.type);
+  $("detail-state").textContent = a.closed_at ? t("closed") : a.acknowledged_at ? t("acked") : t("open");
+  $("detail-state").className = "badge sev-" + a.severity;
+  $("detail-resident").textContent = r ? `${r.name} (${a.resident_id})` : a.resident_id;
+  $("detail-resident").onclick = (ev) => { ev.preventDefault(); openResident(a.resident_id); };
+  $("detail-address").textContent = r ? r.household.address : "";
+  $("copy-address").onclick = () => {
+    const text = r ? `${r.household.address} (${r.household.lat}, ${r.household.lon})` : "";
+    navigator.clipboard?.writeText(text).then(() => { $("copy-address").textContent = t("copied"); });
+  };
+  const loc = a.location || (a.details && a.details.last_known_location) || null;
+  const home = r && r.household.lat != null ? { lat: r.household.lat, lon: r.household.lon } : null;
   $("detail-location").textContent = t("location") + ": " +
-    (loc ? `${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)} ±${loc.acc_m ?? "?"} m` : t("unknown"));
+    (loc ? `${loc.lat.toFixed(6)}, ${loc.lon.toFixed(6)} ±${loc.acc_m ?? "?"} m` : t("unknown"));
+  drawMap($("map"), loc, home);
+  const p = loc || home;
+  for (const [a_, href] of [["link-amap", p && `https://uri.amap.com/marker?position=${p.lon},${p.lat}`],
+    ["link-osm", p && `https://www.openstreetmap.org/?mlat=${p.lat}&mlon=${p.lon}#map=18/${p.lat}/${p.lon}`]]) {
+    $(a_).hidden = !href; if (href) $(a_).href = href;
+  }
+  const open = !a.closed_at;
+  fillAssignees(a.region_path);
+  $("btn-ack").hidden = !open || !!a.acknowledged_at;
+  $("btn-resolve").disabled = !open; $("btn-assign").disabled = !open;
+  $("btn-ack").onclick = () => act(async () => {
+    await api(`/api/alerts/${id}/ack`, { method: "POST", json: { via: "console" } }); await refreshView(); });
+  $("btn-resolve").onclick = () => act(async () => {
+    await api(`/api/alerts/${id}/resolve`, { method: "POST", json: { resolution: $("resolution").value } });
+    await refreshView(); });
+  $("btn-assign").onclick = () => act(async () => {
+    await api(`/api/escalations/${id}/assign`, { method: "POST", json: { user_id: +$("assign-to").value } });
+    await refreshView(); });
   const ol = $("timeline"); ol.replaceChildren();
   for (const e of tl) {
-    const li = document.createElement("li");
-    li.textContent = `${new Date(e.ts).toLocaleTimeString()} · ${e.kind} · ${e.actor}`;
-    li.className = "tl-" + e.kind;
-    ol.appendChild(li);
+    const extra = e.details.note || e.details.text || e.details.resolution || e.details.to || e.details.channel || "";
+    ol.append(el("li", { class: "tl-" + e.kind },
+      el("time", {}, new Date(e.ts).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB")), " ",
+      el("b", {}, tt("k_", e.kind)), ` · ${e.actor}`, extra ? ` · ${extra}` : ""));
+  }
+  document.querySelectorAll("#alerts tr").forEach((tr) => tr.classList.toggle("selected", +tr.dataset.alertId === id));
+}
+
+// A local plan in metres around the alert position: no map tiles, nothing leaves the hub.
+function drawMap(svg, loc, home) {
+  svg.replaceChildren();
+  const ns = "http://www.w3.org/2000/svg";
+  const add = (tag, attrs, text) => {
+    const e = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text) e.textContent = text; svg.append(e); return e;
+  };
+  add("rect", { x: 0, y: 0, width: 300, height: 200, fill: "#eef3f7" });
+  for (let g = 0; g <= 300; g += 30) add("line", { x1: g, y1: 0, x2: g, y2: 200, stroke: "#dbe4ec" });
+  for (let g = 0; g <= 200; g += 30) add("line", { x1: 0, y1: g, x2: 300, y2: g, stroke: "#dbe4ec" });
+  const centre = loc || home;
+  if (!centre) { add("text", { x: 150, y: 100, "text-anchor": "middle", fill: "#667" }, t("unknown")); return; }
+  const mLat = 111320, mLon = 111320 * Math.cos(centre.lat * Math.PI / 180);
+  const dx = (p) => (p.lon - centre.lon) * mLon, dy = (p) => (p.lat - centre.lat) * mLat;
+  let span = Math.max(50, (loc && loc.acc_m ? loc.acc_m * 1.4 : 0));
+  if (loc && home) span = Math.max(span, Math.hypot(dx(home), dy(home)) * 1.3);
+  const k = 85 / span;  // pixels per metre
+  const px = (p) => [150 + dx(p) * k, 100 - dy(p) * k];
+  if (home) {
+    const [hx, hy] = px(home);
+    add("rect", { x: hx - 6, y: hy - 6, width: 12, height: 12, fill: "#1d3557", id: "map-home" });
+    add("text", { x: hx + 9, y: hy + 4, "font-size": 11, fill: "#1d3557" }, t("home"));
+  }
+  if (loc) {
+    const [lx, ly] = px(loc);
+    if (loc.acc_m) add("circle", { cx: lx, cy: ly, r: Math.max(3, loc.acc_m * k), fill: "rgba(214,40,40,.15)",
+      stroke: "#d62828", "stroke-dasharray": "4 3", id: "map-accuracy" });
+    add("circle", { cx: lx, cy: ly, r: 5, fill: "#d62828", id: "map-position" });
+  }
+  const bar = Math.pow(10, Math.floor(Math.log10(span)));
+  add("line", { x1: 10, y1: 188, x2: 10 + bar * k, y2: 188, stroke: "#333", "stroke-width": 2 });
+  add("text", { x: 14 + bar * k, y: 192, "font-size": 10, fill: "#333" }, `${bar} m`);
+}
+
+async function loadAssignees() {
+  if (!me || !["admin", "operator"].includes(me.role)) { $("assign-to").hidden = $("btn-assign").hidden = true; return; }
+  assignees = (await api("/api/users?role=community_worker&limit=200")).items;
+}
+
+// Only workers whose community covers the alert can take it.
+function fillAssignees(regionPath) {
+  const fit = assignees.filter((u) => u.scope_path && (regionPath === u.scope_path || regionPath.startsWith(u.scope_path + "/")));
+  $("assign-to").replaceChildren(...fit.map((u) =>
+    el("option", { value: u.id }, `${u.display_name || u.username} · ${u.scope_path}`)));
+}
+
+// ---- escalations ----------------------------------------------------------------------------------------------
+
+async function loadEscalations() {
+  const page = await api(`/api/escalations?view=${$("esc-view").value}&limit=100`);
+  const body = $("escalations").querySelector("tbody"); body.replaceChildren();
+  for (const e of page.items) {
+    const td = el("td");
+    const post = (path, json) => act(async () => { await api(`/api/escalations/${e.alert_id}/${path}`,
+      { method: "POST", json }); await loadEscalations(); });
+    const mine = e.responder_id === me.id;
+    if (!e.closed_at && !e.responder_id) td.append(el("button", { type: "button", class: "small", onclick: () => post("accept", {}) }, t("accept")));
+    if (mine && e.state === "accepted") td.append(el("button", { type: "button", class: "small", onclick: () => post("progress", { state: "on_the_way" }) }, t("on_the_way")));
+    if (mine && e.state === "on_the_way") td.append(el("button", { type: "button", class: "small", onclick: () => post("progress", { state: "arrived" }) }, t("arrived")));
+    if (mine && !e.closed_at) td.append(el("button", { type: "button", class: "small", onclick: () => post("close", { resolution: $("resolution").value }) }, t("close")));
+    body.append(el("tr", { class: "sev-" + e.severity },
+      el("td", {}, "" + e.alert_id), el("td", {}, tt("t_", e.type)),
+      el("td", {}, el("a", { href: "#", onclick: (ev) => { ev.preventDefault(); openResident(e.resident_id); } }, e.resident_name)),
+      el("td", {}, e.address), el("td", {}, e.closed_at ? t("closed") : e.state ? tt("k_", e.state) : t("open")), td));
   }
 }
 
-async function refresh() {
-  if (!token) return;
+// ---- visits ---------------------------------------------------------------------------------------------------
+
+async function loadVisits() {
+  const w = await api("/api/visits/week?limit=200");
+  $("visit-week").textContent = w.week_start;
+  $("visit-rate").textContent = `${Math.round(w.rate * 100)}% (${w.visited}/${w.due})`;
+  $("visit-bar").style.width = `${Math.round(w.rate * 100)}%`;
+  $("visit-bar").className = w.rate >= w.target ? "ok" : "short";
+  const cb = $("visit-communities").querySelector("tbody"); cb.replaceChildren();
+  for (const c of w.communities) cb.append(el("tr", {}, el("td", {}, c.region_path), el("td", {}, "" + c.due),
+    el("td", {}, "" + c.visited), el("td", { class: c.rate >= 1 ? "good" : "bad" }, `${Math.round(c.rate * 100)}%`)));
+  const lb = $("visit-list").querySelector("tbody"); lb.replaceChildren();
+  for (const r of w.residents) {
+    const td = el("td");
+    if (!r.visited) {
+      td.append(el("button", { type: "button", class: "small", onclick: () => act(async () => {
+        await api("/api/visits", { method: "POST", json: { resident_id: r.resident_id, outcome: "well" } });
+        await loadVisits(); }) }, t("record_visit")));
+    }
+    lb.append(el("tr", { class: r.visited ? "done" : "" },
+      el("td", {}, el("a", { href: "#", onclick: (ev) => { ev.preventDefault(); openResident(r.resident_id); } }, r.name)),
+      el("td", {}, r.address), el("td", {}, r.planned_for || "—"),
+      el("td", {}, r.visited ? `${t("visited")} ${fmtTime(r.visited_at)}` : t("not_visited")), td));
+  }
+}
+
+// ---- fleet ----------------------------------------------------------------------------------------------------
+
+async function loadFleet() {
+  const [h, page] = await Promise.all([api("/api/fleet/health"), api("/api/devices?problem=any&limit=200")]);
+  $("fleet-counts").replaceChildren(...["total", "offline", "low_battery", "not_worn", "revoked"].map((k) =>
+    el("div", { class: "card " + (k !== "total" && h[k] ? "warn" : "") }, el("b", {}, "" + h[k]), el("span", {}, t(k)))));
+  const body = $("fleet").querySelector("tbody"); body.replaceChildren();
+  for (const d of page.items) body.append(el("tr", {}, el("td", {}, d.id), el("td", {}, d.type),
+    el("td", {}, d.resident_id || d.household_id || ""), el("td", {}, d.battery == null ? "—" : `${Math.round(d.battery)}%`),
+    el("td", {}, fmtTime(d.last_seen)), el("td", {}, d.problems.map((p) => t(p)).join(", "))));
+}
+
+// ---- SLA (served by another module; may be absent) --------------------------------------------------------------
+
+async function loadSla() {
+  const box = $("sla-body");
   try {
-    const page = await api("/api/alerts?limit=100");
-    render(page.items);
-    if (selected) showDetail(selected);
-  } catch (e) { /* shown by the next successful refresh */ }
+    const sla = await api("/api/sla");
+    box.replaceChildren(renderSla(sla));
+  } catch (e) {
+    if (e.status === 404 || e.status === 405) box.replaceChildren(el("p", { class: "muted" }, t("sla_missing")));
+    else throw e;
+  }
+}
+
+function renderSla(v) {
+  if (v === null || typeof v !== "object") return document.createTextNode(String(v));
+  if (Array.isArray(v)) return el("ul", {}, ...v.map((x) => el("li", {}, renderSla(x))));
+  return el("dl", { class: "kv" }, ...Object.entries(v).flatMap(([k, x]) => [el("dt", {}, k), el("dd", {}, renderSla(x))]));
+}
+
+// ---- resident page --------------------------------------------------------------------------------------------
+
+async function openResident(id) {
+  $("tab-resident").hidden = false;
+  $("tab-resident").dataset.resident = id;
+  await show("resident");
+}
+
+async function loadResident() {
+  const id = $("tab-resident").dataset.resident;
+  if (!id) return;
+  const [r, act7] = await Promise.all([api(`/api/residents/${encodeURIComponent(id)}`),
+    api(`/api/history/${encodeURIComponent(id)}/activity?days=7&bucket=day`)]);
+  $("res-title").textContent = `${r.name} (${r.id})`;
+  $("res-meta").textContent = `${t("born")} ${r.birth_year || "?"} · ${r.household.address} · ${r.region_path} · ` +
+    `${t("risk")}: ${r.risk_flags.join(", ") || t("none")}`;
+  $("res-contacts").replaceChildren(...r.contacts.map((c) => el("li", {}, `${c.name} (${c.relation || "—"}) `,
+    c.phone ? el("a", { href: "tel:" + c.phone }, c.phone) : "")));
+  $("res-notes").textContent = r.medical_notes || t("none");
+  $("res-vitals").replaceChildren(...Object.entries(r.latest_vitals).map(([m, v]) =>
+    el("li", {}, `${m}: ${Math.round(v.value * 10) / 10} · ${fmtTime(v.ts)}`)));
+  $("res-devices").querySelector("tbody").replaceChildren(...r.devices.map((d) => el("tr", {},
+    el("td", {}, d.id), el("td", {}, d.type), el("td", {}, d.online ? "●" : "○"),
+    el("td", {}, d.battery == null ? "—" : `${Math.round(d.battery)}%`), el("td", {}, d.worn === false ? t("not_worn") : ""),
+    el("td", {}, fmtTime(d.last_seen)))));
+  drawChart($("res-chart"), act7);
+}
+
+function drawChart(svg, buckets) {
+  svg.replaceChildren();
+  const ns = "http://www.w3.org/2000/svg";
+  const days = [];
+  for (let i = 6; i >= 0; i--) { const d = new Date(); d.setHours(0, 0, 0, 0); d.setDate(d.getDate() - i); days.push(d); }
+  const counts = days.map((d) => buckets.filter((b) => new Date(b.ts).toDateString() === d.toDateString())
+    .reduce((s, b) => s + b.events, 0));
+  const max = Math.max(1, ...counts);
+  counts.forEach((c, i) => {
+    const h = (c / max) * 100, x = 10 + i * 46;
+    const rect = document.createElementNS(ns, "rect");
+    Object.entries({ x, y: 110 - h, width: 34, height: h, fill: "#457b9d" }).forEach(([k, v]) => rect.setAttribute(k, v));
+    const label = document.createElementNS(ns, "text");
+    Object.entries({ x: x + 17, y: 126, "text-anchor": "middle", "font-size": 10 }).forEach(([k, v]) => label.setAttribute(k, v));
+    label.textContent = `${days[i].getMonth() + 1}/${days[i].getDate()}`;
+    const n = document.createElementNS(ns, "text");
+    Object.entries({ x: x + 17, y: 106 - h, "text-anchor": "middle", "font-size": 10 }).forEach(([k, v]) => n.setAttribute(k, v));
+    n.textContent = c;
+    svg.append(rect, label, n);
+  });
+}
+
+// ---- navigation, live feed, login -----------------------------------------------------------------------------
+
+const loaders = { alerts: loadAlerts, escalations: loadEscalations, visits: loadVisits, fleet: loadFleet,
+  sla: loadSla, resident: loadResident };
+
+async function show(name) {
+  view = name;
+  document.querySelectorAll(".view").forEach((s) => { s.hidden = s.id !== "view-" + name; });
+  document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b.dataset.view === name));
+  await act(loaders[name]);
+}
+
+async function refreshView() {
+  await act(async () => {
+    await loaders[view]();
+    if (view === "alerts" && selected) await showDetail(selected);
+  });
+}
+
+function scheduleRefresh() {
+  if (refreshTimer) return;
+  refreshTimer = setTimeout(() => { refreshTimer = null; refreshView(); }, 150);
+}
+
+function startFeed() {
+  if (feed) feed.close();
+  // EventSource cannot send headers; it resends Last-Event-ID itself when it reconnects.
+  feed = new EventSource("/api/feed?access_token=" + encodeURIComponent(token));
+  feed.onopen = () => { $("live").className = "live on"; $("live").textContent = t("live"); };
+  feed.onerror = () => { $("live").className = "live off"; $("live").textContent = t("offline"); };
+  const onEvent = (ev) => {
+    const e = JSON.parse(ev.data);
+    if (e.payload && e.payload.change === "created" && e.payload.severity === "critical") beep();
+    if (e.payload && e.payload.alert_id) known.set(e.payload.alert_id, e.payload.severity);
+    scheduleRefresh();
+  };
+  feed.addEventListener("alert", onEvent);
+  feed.addEventListener("device", onEvent);
 }
 
 function logout() {
-  token = null; sessionStorage.removeItem("token");
-  $("login").hidden = false; $("alerts-view").hidden = true; $("logout").hidden = true; $("who").textContent = "";
+  if (token) fetch("/api/auth/logout", { method: "POST", headers: { Authorization: "Bearer " + token } });
+  token = null; me = null; sessionStorage.removeItem("token");
+  if (feed) { feed.close(); feed = null; }
+  $("login").hidden = false; $("tabs").hidden = true; $("logout").hidden = true; $("who").textContent = "";
+  document.querySelectorAll(".view").forEach((s) => { s.hidden = true; });
 }
 
 async function loggedIn() {
-  $("login").hidden = true; $("alerts-view").hidden = false; $("logout").hidden = false;
-  const me = await api("/api/auth/me");
-  $("who").textContent = `${me.username} (${me.role})`;
-  refresh();
+  $("login").hidden = true; $("tabs").hidden = false; $("logout").hidden = false;
+  me = await api("/api/auth/me");
+  $("who").textContent = `${me.display_name || me.username} · ${me.role}${me.scope_path ? " · " + me.scope_path : ""}`;
+  const staff = me.role !== "family";
+  for (const v of ["escalations", "visits", "fleet", "sla"]) {
+    document.querySelector(`#tabs [data-view=${v}]`).hidden = !staff || (v === "sla" && me.role === "community_worker");
+  }
+  await act(loadAssignees);
+  startFeed();
+  await show(me.role === "community_worker" ? "escalations" : "alerts");
+  if (me.role === "family" && me.resident_id) openResident(me.resident_id);
 }
 
 $("login").addEventListener("submit", async (ev) => {
@@ -109,12 +381,24 @@ $("login").addEventListener("submit", async (ev) => {
   const form = new URLSearchParams({ username: $("username").value, password: $("password").value });
   const res = await fetch("/api/auth/token", { method: "POST", body: form });
   if (!res.ok) { $("login-error").textContent = t("bad_login"); return; }
-  token = (await res.json()).access_token; sessionStorage.setItem("token", token);
+  token = (await res.json()).access_token;
+  sessionStorage.setItem("token", token);
   $("login-error").textContent = "";
   loggedIn();
 });
-$("logout").onclick = () => { fetch("/api/auth/logout", { method: "POST", headers: { Authorization: "Bearer " + token } }); logout(); };
-$("lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("lang", lang); applyLang(); refresh(); };
+$("comment-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const text = $("comment").value.trim();
+  if (!text || !selected) return;
+  act(async () => { await api(`/api/alerts/${selected}/comment`, { method: "POST", json: { text } });
+    $("comment").value = ""; await showDetail(selected); });
+});
+$("lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("lang", lang); applyLang(); refreshView(); };
+$("logout").onclick = logout;
+$("alert-state").onchange = () => refreshView();
+$("esc-view").onchange = () => refreshView();
+document.querySelectorAll("#tabs button").forEach((b) => { b.onclick = () => show(b.dataset.view); });
 applyLang();
-if (token) loggedIn();
-setInterval(refresh, 1500);
+if (token) loggedIn().catch(() => logout());
+// A slow safety net in case the feed is blocked by a proxy; the feed does the real-time work.
+setInterval(() => { if (token && (!feed || feed.readyState !== 1)) refreshView(); }, 10000);

@@ -57,7 +57,8 @@ async def test_sos_from_many_devices_each_alerted_once(two_workers, world, devic
     deadline = time.monotonic() + 8
     async with await psycopg.AsyncConnection.connect(settings.db_url, autocommit=True) as conn:
         while time.monotonic() < deadline:
-            rows = await (await conn.execute("SELECT resident_id, trigger_count FROM alerts WHERE type='sos'")).fetchall()
+            rows = await (await conn.execute(
+                "SELECT resident_id, trigger_count FROM alerts WHERE type='sos'")).fetchall()
             if len(rows) == len(residents):
                 break
             await asyncio.sleep(0.05)
@@ -82,7 +83,7 @@ async def test_stateful_detection_runs_only_at_the_owner(two_workers, world, dev
         await client.__aexit__(None, None, None)
     owner, other = two_workers[1], two_workers[0]
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and other.health.counters.get("forwarded_for_detection", 0) == 0:
+    while time.monotonic() < deadline and other.health.counters.get("forwarded_for_detection", 0) == 0:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
     assert other.health.counters.get("forwarded_for_detection", 0) > 0

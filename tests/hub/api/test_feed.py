@@ -1,0 +1,111 @@
+"""The SSE live feed: scope enforced in the query, resumable with Last-Event-ID, token by header or query."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from alerts.store import feed
+from tests.hub.api.conftest import IN_COMMUNITY, OUT_COMMUNITY, Scene
+
+pytestmark = pytest.mark.anyio
+
+
+async def _publish(scene: Scene, region: str, resident: str, n: int) -> None:
+    async with await psycopg.AsyncConnection.connect(scene.db_url) as conn:
+        await feed(conn, "alert", region, resident, {"alert_id": n, "change": "created", "severity": "critical"})
+
+
+async def _read(res: httpx.Response, count: int) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    async for line in res.aiter_lines():
+        if line.startswith("id: "):
+            current["cursor"] = int(line[4:])
+        elif line.startswith("data: "):
+            current["data"] = json.loads(line[6:])
+        elif line == "" and "data" in current:
+            events.append(current)
+            current = {}
+            if len(events) == count:
+                break
+    return events
+
+
+async def test_feed_streams_only_events_in_scope_and_resumes(scene: Scene) -> None:
+    token = scene.headers["community_worker"]["Authorization"].removeprefix("Bearer ")
+    async with httpx.AsyncClient(base_url=scene.base, timeout=10) as http:
+        async with http.stream("GET", "/api/feed", params={"access_token": token}) as res:
+            assert res.status_code == 200
+            assert res.headers["content-type"].startswith("text/event-stream")
+            await _publish(scene, OUT_COMMUNITY, "OUTSIDE-R", 1)
+            await _publish(scene, IN_COMMUNITY, "IN-R", 2)
+            await _publish(scene, OUT_COMMUNITY, "OUTSIDE-R", 3)
+            await _publish(scene, IN_COMMUNITY, "IN-R", 4)
+            first = await asyncio.wait_for(_read(res, 2), 5)
+        assert [e["data"]["payload"]["alert_id"] for e in first] == [2, 4]
+        assert all(e["data"]["region_path"] == IN_COMMUNITY for e in first)
+
+        # Resume after the first event: the second is replayed, nothing out of scope.
+        resume = str(first[0]["data"]["id"])
+        async with http.stream("GET", "/api/feed", headers={**scene.headers["community_worker"],
+                                                            "Last-Event-ID": resume}) as res:
+            replay = await asyncio.wait_for(_read(res, 1), 5)
+        assert replay[0]["data"]["payload"]["alert_id"] == 4
+        assert replay[0]["cursor"] == first[1]["data"]["id"]
+
+        # A family member sees only their resident; a bad token gets 401.
+        async with http.stream("GET", "/api/feed", headers={**scene.headers["family"], "Last-Event-ID": "0"}) as res:
+            family = await asyncio.wait_for(_read(res, 2), 5)
+        assert {e["data"]["resident_id"] for e in family} == {"IN-R"}
+        bad = await http.get("/api/feed", params={"access_token": "nope"})
+        assert bad.status_code == 401
+
+
+async def test_actions_are_audited(scene: Scene) -> None:
+    alert_id = await scene.alert("in", severity="critical")
+    async with httpx.AsyncClient(base_url=scene.base, timeout=10) as http:
+        op = scene.headers["operator"]
+        assert (await http.post(f"/api/alerts/{alert_id}/ack", json={}, headers=op)).status_code == 200
+        res = await http.patch("/api/residents/IN-R", json={"risk_flags": ["living_alone", "dementia"]}, headers=op)
+        assert res.status_code == 200 and res.json()["risk_flags"] == ["living_alone", "dementia"]
+        csv = await http.get("/api/exports/alerts.csv", headers=scene.headers["community_worker"])
+        assert csv.status_code == 200 and "OUTSIDE" not in csv.text and "IN-R" in csv.text
+        audit = (await http.get("/api/audit", params={"limit": 200}, headers=scene.headers["admin"])).json()
+    actions = {(e["username"], e["action"]) for e in audit["items"]}
+    assert {("op-futian", "alert.ack"), ("op-futian", "resident.update"),
+            ("cw-lianhua", "export.alerts")} <= actions
+
+
+async def test_contract_create_resident_and_device_then_revoke(scene: Scene, running_hub: Any) -> None:
+    op = scene.headers["operator"]
+    async with httpx.AsyncClient(base_url=scene.base, timeout=10, headers=op) as http:
+        household = {"id": "H9", "region_path": IN_COMMUNITY, "address": "莲花路9号", "lat": 22.55, "lon": 114.05}
+        assert (await http.post("/api/households", json=household)).status_code == 201
+        assert (await http.post("/api/households", json=household)).status_code == 200  # idempotent
+        assert (await http.post("/api/households", json={**household, "address": "x"})).status_code == 409
+        resident = {"id": "R9", "household_id": "H9", "name": "王奶奶", "birth_year": 1936,
+                    "risk_flags": ["living_alone"], "contacts": [
+                        {"name": "王小明", "relation": "son", "phone": "13811112222"},
+                        {"name": "邻居", "relation": "neighbour", "phone": "13833334444"}]}
+        assert (await http.post("/api/residents", json=resident)).status_code == 201
+        assert (await http.post("/api/residents", json=resident)).status_code == 200
+        detail = (await http.get("/api/residents/R9")).json()
+        assert [c["name"] for c in detail["contacts"]] == ["王小明", "邻居"]
+        res = await http.post("/api/devices", json={"id": "WB9", "type": "wristband", "resident_id": "R9"})
+        assert res.status_code == 201, res.text
+        body = res.json()
+        assert body["mqtt_username"] == "WB9" and len(body["mqtt_password"]) >= 16
+        assert (await http.post("/api/devices", json={"id": "WB9", "type": "wristband", "resident_id": "R9"})
+                ).status_code == 409
+        assert (await http.get("/api/devices/WB9")).json()["status"] == "active"
+        assert (await http.delete("/api/devices/WB9")).status_code == 204
+        assert (await http.get("/api/devices/WB9")).json()["status"] == "revoked"
+        bad = await http.post("/api/devices", json={"id": "bad id!", "type": "wristband", "resident_id": "R9"})
+        assert bad.status_code == 422 and "Traceback" not in bad.text
+    assert running_hub.bindings._known["WB9"].active is False
