@@ -117,6 +117,7 @@ class Hub:
         source = MqttSource(
             self.mqtt_url, client_id, self.partition.subscriptions(topics), self.pipeline.deliver, self.health,
             self.pipeline.critical_room, self.pipeline.telemetry_room,
+            critical_prefixes=tuple(t[:-1] for t in topics[1:]),
         )
         self.source = source
         self.pipeline.on_drained = source.notify_drained

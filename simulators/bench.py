@@ -201,13 +201,16 @@ def raw_floor(port: int, user: str, password: str, publisher: Publisher, work: W
     return received / (last - first) if last > first else 0.0
 
 
-def start_workers(n: int, env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[bytes]]:
-    """Start n hub worker processes (index 0 also escalates)."""
+def start_workers(n: int, env: dict[str, str], log_dir: Path,
+                  profile: Path | None = None) -> list[subprocess.Popen[bytes]]:
+    """Start n hub worker processes (index 0 also escalates); optionally under cProfile."""
     procs = []
     for i in range(n):
         log = (log_dir / f"worker{i}.log").open("ab")
+        wrap = ["-m", "cProfile", "-o", str(profile / f"worker{i}.prof")] if profile else []
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "hub", "worker"], stdout=log, stderr=log, preexec_fn=die_with_parent,  # noqa: PLW1509
+            [sys.executable, *wrap, "-m", "hub", "worker"], stdout=log, stderr=log,
+            preexec_fn=die_with_parent,  # noqa: PLW1509
             env={**env, "ELDERCARE_WORKERS": str(n), "ELDERCARE_WORKER_INDEX": str(i)}))
     return procs
 
@@ -277,7 +280,7 @@ def warm_up(db_url: str, publisher: Publisher, workers: int, devices: int, rng: 
 
 
 def sos_latency(db_url: str, publisher: Publisher, devices: int, rate: float, seconds: float,
-                rng: random.Random, sos_every: int, mix: dict[str, float]) -> dict[str, float]:
+                rng: random.Random, sos_every: int, mix: dict[str, float]) -> dict[str, float | None]:
     """p50/p99 ms from SOS publish to its first notification, in a stream paced at `rate`."""
     n = max(sos_every * 5, int(rate * seconds))
     work = build(n, devices, mix, sos_every, rng, time.time() - 5)
@@ -291,11 +294,11 @@ def sos_latency(db_url: str, publisher: Publisher, devices: int, rate: float, se
         rows = conn.execute(
             "SELECT e.msg_id, extract(epoch FROM min(ev.ts)) FROM device_events e"
             " JOIN alerts a ON a.source_device = e.device_id AND a.type = 'sos' AND a.first_ts = e.ts"
-            " JOIN alert_events ev ON ev.alert_id = a.id AND ev.kind = 'notified'"
+            " JOIN alert_events ev ON ev.alert_id = a.id AND ev.kind = 'notification'"
             " WHERE e.kind = 'sos' AND e.msg_id = ANY(%s) GROUP BY e.msg_id", (list(sos_index),)).fetchall()
     lat = sorted((float(t) - sent[sos_index[m]]) * 1000 for m, t in rows)
     if not lat:
-        return {"p50": float("nan"), "p99": float("nan"), "n": 0, "sent": len(sos_index)}
+        return {"p50": None, "p99": None, "n": 0, "sent": len(sos_index)}
     pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
     return {"p50": round(pick(0.5), 1), "p99": round(pick(0.99), 1), "n": len(lat), "sent": len(sos_index)}
 
@@ -335,7 +338,7 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
         warm_up(pg.url, publisher, args.workers, args.devices, rng, work_t0 - 7200)
         stop_workers(procs)  # sessions persist; the queue fills while the hub is away
         publisher.publish(work.messages, label="prefill (hub)")
-        procs[:] = start_workers(args.workers, env, base)
+        procs[:] = start_workers(args.workers, env, base, args.profile)
         first, last = wait_committed(pg.url, work, work_t0 - 0.5, "hub")
         hub_rate = len(work.messages) / (last - first)
         memory = rss_mb(procs)
@@ -369,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-seconds", type=float, default=10.0, help="length of the paced latency phase")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print only the JSON object")
+    p.add_argument("--profile", type=Path, help="write each worker's cProfile output to this folder")
     args = parser.parse_args(argv)
     result = ingest(args)
     print(json.dumps(result, indent=None if args.json else 2))

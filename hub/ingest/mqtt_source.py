@@ -7,6 +7,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -34,7 +35,11 @@ class MqttSource:
         health: Health,
         critical_room: Callable[[], bool],
         telemetry_room: Callable[[], bool],
+        critical_prefixes: tuple[str, ...] = (),
     ) -> None:
+        self._critical_prefixes = critical_prefixes  # whole topic trees never shed (zigbee2mqtt)
+        self._pending: deque[Inbound] = deque()
+        self._scheduled = False
         parts = urlsplit(url)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 1883
@@ -113,7 +118,7 @@ class MqttSource:
 
     def _on_message(self, client: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
         assert self._loop is not None
-        critical = msg.topic.endswith(CRITICAL_SUFFIXES) or msg.topic.startswith("zigbee2mqtt/")
+        critical = msg.topic.endswith(CRITICAL_SUFFIXES) or msg.topic.startswith(self._critical_prefixes)
         mid, qos = msg.mid, msg.qos
 
         def ack() -> None:
@@ -133,4 +138,14 @@ class MqttSource:
                 self._health.count("shed_telemetry")
                 return
             item = Inbound(msg.topic, bytes(msg.payload), time.time(), None, False)
-        self._loop.call_soon_threadsafe(self._deliver, item)
+        self._pending.append(item)
+        if not self._scheduled:
+            # One wake-up of the event loop per burst, not per message (each wake-up is a syscall).
+            self._scheduled = True
+            self._loop.call_soon_threadsafe(self._hand_over)
+
+    def _hand_over(self) -> None:
+        self._scheduled = False  # cleared first: anything appended from now on schedules a new hand-over
+        pending, deliver = self._pending, self._deliver
+        while pending:
+            deliver(pending.popleft())

@@ -20,16 +20,24 @@ from alerts.channels import (
 from alerts.channels.base import ChannelConfigBase
 from hub.errors import ConfigError, PluginError
 
-ALL_KEYS = ["console", "dingtalk", "emergency", "sms", "smtp", "webhook", "wecom"]
+ALL_KEYS = ["console", "dingtalk", "emergency", "live", "sms", "smtp", "webhook", "wecom"]
 MINIMAL = {
     "console": {"type": "console"},
     "dingtalk": {"type": "dingtalk", "access_token": "0123456789abcdef"},
     "emergency": {"type": "emergency", "url": "https://gw.example.org/d", "secret": "0123456789abcdef"},
+    "live": {"type": "live"},
     "sms": {"type": "sms", "url": "https://sms.example.org/send"},
     "smtp": {"type": "smtp", "host": "mail.example.org", "sender": "hub@example.org"},
     "webhook": {"type": "webhook", "url": "https://family.example.org/hook"},
     "wecom": {"type": "wecom", "key": "693a91f6-7aaa-4bc4-97a0-0ec2sifa5aaa"},
 }
+
+class _NullFeed:
+    """A live feed that accepts entries and keeps none (the live channel needs one to be built)."""
+
+    async def publish(self, kind: str, notification: object) -> str | None:
+        return None
+
 
 VALID_PLUGIN = '''
 """A test plug-in."""
@@ -110,7 +118,8 @@ async def test_every_channel_builds_from_parsed_config(key: str) -> None:
     registry = load_channels()
     config = parse_channel_config(MINIMAL[key], registry)
     assert type(config) is registry.get(key).config_model
-    channel = build_channel(config, registry)
+    services = ChannelServices(resources={"live_feed": _NullFeed()}) if key == "live" else None
+    channel = build_channel(config, registry, services=services)
     assert isinstance(channel, Channel)
     assert (channel.key, channel.name) == (key, key)
     await channel.aclose()
@@ -197,14 +206,14 @@ def test_inconsistent_module_fails_loudly(make_package, source: str, message: st
 async def test_extra_package_plugs_in_a_non_http_channel(make_package, make_notification) -> None:
     package = make_package(
         {
-            "live": VALID_PLUGIN.format(key="live"),
+            "pager": VALID_PLUGIN.format(key="pager"),
             "base": '"""Shared helpers, not a plug-in."""\n',
             "_helpers": "raise RuntimeError('private modules are not imported')\n",
         }
     )
     registry = load_channels("alerts.channels", package)
-    assert registry.keys() == sorted([*ALL_KEYS, "live"])
-    config = parse_channel_config({"type": "live"}, registry)
+    assert registry.keys() == sorted([*ALL_KEYS, "pager"])
+    config = parse_channel_config({"type": "pager"}, registry)
     feed: list[int] = []
     channel = build_channel(config, registry, services=ChannelServices(resources={"live_feed": feed}))
     result = await channel.send(make_notification())
