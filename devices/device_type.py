@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -126,18 +125,3 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise DecodeError("malformed_json", "payload must be a JSON object")
     return value
 
-
-def finite_floats(values: Any, name: str, limit: int) -> list[float]:
-    """A list of finite numbers, at most `limit` long."""
-    if not isinstance(values, list):
-        raise DecodeError("wrong_type", f"'{name}' must be an array of numbers")
-    if len(values) > limit:
-        raise DecodeError("too_large", f"'{name}' has {len(values)} samples, more than {limit}")
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise DecodeError("wrong_type", f"'{name}' must contain only numbers")
-        if not math.isfinite(v):
-            raise DecodeError("not_finite", f"'{name}' contains NaN or infinite values")
-        out.append(float(v))
-    return out
