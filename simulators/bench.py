@@ -208,7 +208,7 @@ def start_workers(n: int, env: dict[str, str], log_dir: Path,
     for i in range(n):
         log = (log_dir / f"worker{i}.log").open("ab")
         wrap = ["-m", "cProfile", "-o", str(profile / f"worker{i}.prof")] if profile else []
-        procs.append(subprocess.Popen(
+        procs.append(subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, *wrap, "-m", "hub", "worker"], stdout=log, stderr=log,
             preexec_fn=die_with_parent,  # noqa: PLW1509
             env={**env, "ELDERCARE_WORKERS": str(n), "ELDERCARE_WORKER_INDEX": str(i)}))
@@ -280,7 +280,7 @@ def warm_up(db_url: str, publisher: Publisher, workers: int, devices: int, rng: 
 
 
 def sos_latency(db_url: str, publisher: Publisher, devices: int, rate: float, seconds: float,
-                rng: random.Random, sos_every: int, mix: dict[str, float]) -> dict[str, float | None]:
+                rng: random.Random, sos_every: int, mix: dict[str, float]) -> dict[str, Any]:
     """p50/p99 ms from SOS publish to its first notification, in a stream paced at `rate`."""
     n = max(sos_every * 5, int(rate * seconds))
     work = build(n, devices, mix, sos_every, rng, time.time() - 5)
@@ -292,15 +292,26 @@ def sos_latency(db_url: str, publisher: Publisher, devices: int, rate: float, se
     time.sleep(3)
     with psycopg.connect(db_url, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT e.msg_id, extract(epoch FROM min(ev.ts)) FROM device_events e"
+            "SELECT e.msg_id, extract(epoch FROM min(ev.ts)), extract(epoch FROM min(e.received_at)),"
+            " extract(epoch FROM min(a.created_at)) FROM device_events e"
             " JOIN alerts a ON a.source_device = e.device_id AND a.type = 'sos' AND a.first_ts = e.ts"
             " JOIN alert_events ev ON ev.alert_id = a.id AND ev.kind = 'notification'"
             " WHERE e.kind = 'sos' AND e.msg_id = ANY(%s) GROUP BY e.msg_id", (list(sos_index),)).fetchall()
-    lat = sorted((float(t) - sent[sos_index[m]]) * 1000 for m, t in rows)
-    if not lat:
+    if not rows:
         return {"p50": None, "p99": None, "n": 0, "sent": len(sos_index)}
-    pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
-    return {"p50": round(pick(0.5), 1), "p99": round(pick(0.99), 1), "n": len(lat), "sent": len(sos_index)}
+
+    def quantiles(values: list[float]) -> tuple[float, float]:
+        values = sorted(values)
+        return (round(values[len(values) // 2], 1), round(values[min(len(values) - 1, int(0.99 * len(values)))], 1))
+
+    total = [(float(t) - sent[sos_index[m]]) * 1000 for m, t, _, _ in rows]
+    to_hub = [(float(r) - sent[sos_index[m]]) * 1000 for m, _, r, _ in rows]
+    to_alert = [(float(c) - float(r)) * 1000 for _, _, r, c in rows]
+    to_notice = [(float(t) - float(c)) * 1000 for _, t, _, c in rows]
+    p50, p99 = quantiles(total)
+    return {"p50": p50, "p99": p99, "n": len(rows), "sent": len(sos_index), "rate_msgs_per_s": round(rate, 1),
+            "p50_p99_publish_to_received": quantiles(to_hub), "p50_p99_received_to_alert": quantiles(to_alert),
+            "p50_p99_alert_to_notification": quantiles(to_notice)}
 
 
 def ingest(args: argparse.Namespace) -> dict[str, Any]:
@@ -342,8 +353,8 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
         first, last = wait_committed(pg.url, work, work_t0 - 0.5, "hub")
         hub_rate = len(work.messages) / (last - first)
         memory = rss_mb(procs)
-        latency = sos_latency(pg.url, publisher, args.devices, 0.8 * hub_rate, args.latency_seconds, rng,
-                              args.sos_every, mix)
+        latency = sos_latency(pg.url, publisher, args.devices, args.latency_load * hub_rate, args.latency_seconds,
+                              rng, args.sos_every, mix)
     return {
         "raw_floor_msgs_per_s": round(floor, 1),
         "hub_msgs_per_s": round(hub_rate, 1),
@@ -370,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mix", default="imu=0.2,heartbeat=0.5,sensor=0.3")
     p.add_argument("--sos-every", type=int, default=500, help="one SOS press per this many messages")
     p.add_argument("--latency-seconds", type=float, default=10.0, help="length of the paced latency phase")
+    p.add_argument("--latency-load", type=float, default=0.8, help="paced rate as a share of the measured hub rate")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print only the JSON object")
     p.add_argument("--profile", type=Path, help="write each worker's cProfile output to this folder")

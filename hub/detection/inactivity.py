@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -114,14 +115,16 @@ class InactivityConfig(BaseModel):
     )
 
 
-def default_prior(cfg: InactivityConfig, sleep_start: time, sleep_end: time) -> list[float]:
+@functools.lru_cache(maxsize=256)
+def default_prior(cfg: InactivityConfig, sleep_start: time, sleep_end: time) -> tuple[float, ...]:
     """Cold-start hourly activity probabilities: busy waking hours, quiet sleep window."""
+    # Cached: the live hub builds one monitor per resident, nearly all with the same settings.
     prior = []
     for how in range(HOURS_PER_WEEK):
         mid = time(how % 24, 30)
         asleep = in_daily_window(mid, sleep_start, sleep_end)
         prior.append(cfg.default_sleep_activity if asleep else cfg.default_awake_activity)
-    return prior
+    return tuple(prior)
 
 
 class PresenceTracker:

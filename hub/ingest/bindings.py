@@ -31,6 +31,10 @@ class Bindings:
         self._unknown.clear()
         return len(self._known)
 
+    def cached(self, device_id: str) -> Binding | None:
+        """The binding if it is in memory (no await on the hot path)."""
+        return self._known.get(device_id)
+
     async def get(self, device_id: str) -> Binding | None:
         """The binding, or None for a device the database does not know."""
         binding = self._known.get(device_id)

@@ -15,3 +15,4 @@ class Inbound:
     received: float
     ack: Callable[[], None] | None = None
     critical_hint: bool = False  # guessed from the topic before decoding, to pick the queue
+    urgent: bool = False  # SOS, fall, alarm, check-in: ahead of every other message

@@ -19,8 +19,9 @@ from hub.ingest.inbound import Inbound
 
 log = logging.getLogger(__name__)
 
-# Message suffixes that may carry an SOS/fall/alarm: they go to the never-shed queue.
-CRITICAL_SUFFIXES = ("/sos", "/fall", "/alarm", "/checkin", "/state")
+# Message suffixes that may carry an SOS/fall/alarm: they go to the never-shed queues.
+URGENT_SUFFIXES = ("/sos", "/fall", "/alarm", "/checkin")
+CRITICAL_SUFFIXES = (*URGENT_SUFFIXES, "/state")
 
 
 class MqttSource:
@@ -130,7 +131,7 @@ class MqttSource:
             while not self._critical_room() and not self._stopping:
                 self._drained.clear()
                 self._drained.wait(0.5)
-            item = Inbound(msg.topic, bytes(msg.payload), time.time(), ack, True)
+            item = Inbound(msg.topic, bytes(msg.payload), time.time(), ack, True, msg.topic.endswith(URGENT_SUFFIXES))
         else:
             # Telemetry is acknowledged on receipt: it may be shed under overload, never critical.
             ack()

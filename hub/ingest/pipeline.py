@@ -63,6 +63,7 @@ class Pipeline:
         self._max_skew = max_skew_s
         self._queue_max = queue_max
         self.detectors = detectors or []
+        self._urgent: deque[Inbound] = deque()  # SOS and falls overtake everything queued
         self._critical: deque[Inbound] = deque()
         self._telemetry: deque[Inbound] = deque()
         self._ready = asyncio.Event()
@@ -71,7 +72,7 @@ class Pipeline:
     # Called from paho's thread: reading a deque's length is safe under the GIL.
     def critical_room(self) -> bool:
         """True while the critical queue may take more."""
-        return len(self._critical) < self._queue_max
+        return len(self._critical) + len(self._urgent) < self._queue_max
 
     def telemetry_room(self) -> bool:
         """True while the telemetry queue may take more; beyond it telemetry is shed."""
@@ -79,22 +80,28 @@ class Pipeline:
 
     def deliver(self, item: Inbound) -> None:
         """Enqueue one inbound message (runs on the event loop)."""
-        (self._critical if item.critical_hint else self._telemetry).append(item)
+        if item.urgent:
+            self._urgent.append(item)
+        else:
+            (self._critical if item.critical_hint else self._telemetry).append(item)
         self._ready.set()
 
     def depths(self) -> dict[str, int]:
         """Current queue depths, for /health and metrics."""
-        return {"critical": len(self._critical), "telemetry": len(self._telemetry)}
+        return {"urgent": len(self._urgent), "critical": len(self._critical), "telemetry": len(self._telemetry)}
 
     async def run(self) -> None:
-        """Consume forever, critical messages before telemetry."""
+        """Consume forever: urgent messages first, then critical ones, then telemetry."""
         while True:
-            if not self._critical and not self._telemetry:
+            if not self._urgent and not self._critical and not self._telemetry:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
             await self._writer.wait_for_room()
-            for _ in range(256):
+            for _ in range(64):  # short slices: the writer and escalation get the loop often
+                if self._urgent:
+                    await self.handle(self._urgent.popleft())
+                    break  # end the slice so the writer commits the SOS now
                 if self._critical:
                     item = self._critical.popleft()
                 elif self._telemetry:
@@ -122,7 +129,7 @@ class Pipeline:
         topic = parse_topic(item.topic, self._root)
         if topic.device_type not in self._types:
             raise DecodeError("unknown_type", f"no device type '{topic.device_type}'")
-        binding = await self._bindings.get(topic.device_id)
+        binding = self._bindings.cached(topic.device_id) or await self._bindings.get(topic.device_id)
         if binding is None:
             raise DecodeError("unknown_device", "device is not provisioned")
         return self._check(binding, topic.device_type), topic.message, item.payload

@@ -266,6 +266,10 @@ class Writer:
                 alerts.append((alert_id, created, trigger))
         elapsed_ms = (time.perf_counter() - started) * 1000
         self._health.gauges["db_write_ms_last"] = round(elapsed_ms, 2)
+        self._health.observe("db_write_seconds", elapsed_ms / 1000)
+        for _, created, trigger in alerts:
+            if created:
+                self._health.count(f"alerts_raised.{trigger.type}")
         self._health.count("rows_written", len(batch))
         self._health.count("messages_committed", batch.messages)
         if duplicates:
