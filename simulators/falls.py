@@ -41,8 +41,8 @@ class Trace:
         return float(np.linalg.norm(self.xyz, axis=1).max())
 
 
-def synth_fall(rate_hz: float, rng: random.Random, seconds: float = 6.0) -> Trace:
-    """Walking, a free-fall dip, an impact of 3-6 g, a damped bounce, then lying still on a new axis."""
+def synth_fall(rate_hz: float, rng: random.Random, seconds: float = 14.0) -> Trace:
+    """Walking, a free-fall dip, an impact of 4-6 g over about 80 ms, a damped bounce, then lying still."""
     n = int(rate_hz * seconds)
     t = np.arange(n) / rate_hz
     nrng = np.random.default_rng(rng.getrandbits(32))
@@ -64,8 +64,10 @@ def synth_fall(rate_hz: float, rng: random.Random, seconds: float = 6.0) -> Trac
             since = ti - impact
             bounce = np.exp(-since / 0.12) * np.sin(2 * np.pi * 9 * since)
             xyz[i] = lying + rng.uniform(2.5, 5.0) * bounce * np.array([0.8, -0.5, 0.6]) if since < 0.6 else lying
-    peak = int(impact * rate_hz)
-    xyz[peak] = lying + np.array([rng.uniform(2.5, 4.5), -rng.uniform(1.0, 2.5), rng.uniform(1.0, 3.0)])
+    # A wrist striking the floor: several samples of 4-6 g, not a single spike (FallAllD impacts last 50-150 ms).
+    hit = (t >= impact) & (t < impact + 0.08)
+    direction = np.array([0.7, -0.4, 0.6]) / np.linalg.norm([0.7, -0.4, 0.6])
+    xyz[hit] = lying + rng.uniform(4.0, 6.0) * direction
     xyz += nrng.normal(0, 0.02, xyz.shape)
     return Trace(rate_hz, xyz, "synthetic-fall")
 

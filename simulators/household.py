@@ -70,6 +70,7 @@ class Household:
     lon: float
     risk_flags: list[str] = field(default_factory=lambda: ["living_alone"])
     devices: list[SimDevice] = field(default_factory=list)
+    safe_zone_m: float | None = None  # a circular safe zone around home, set through the API
 
     def device(self, role: str, room: str | None = None) -> SimDevice | None:
         """The first device with this role (and room, when given)."""
@@ -148,6 +149,9 @@ class ApiProvisioner:
                                              "address": f"Sim {house.household_id}", "lat": house.lat,
                                              "lon": house.lon})
             await self.api.create_resident(resident_body(house))
+            if house.safe_zone_m:
+                await self.api.set_safe_zones(house.resident_id, [{"name": "home", "lat": house.lat,
+                                                                   "lon": house.lon, "radius_m": house.safe_zone_m}])
             for d in house.devices:
                 out = await self.api.create_device({"id": d.device_id, "type": d.device_type,
                                                     "resident_id": d.resident_id, "room": d.room, "meta": d.meta})

@@ -88,6 +88,10 @@ class HubApi:
         """POST /api/residents {id, household_id, name, birth_year, risk_flags, contacts...}."""
         await self._settled("/api/residents", body)
 
+    async def set_safe_zones(self, resident_id: str, zones: list[dict[str, Any]]) -> None:
+        """Replace a resident's safe zones."""
+        await self._request("PUT", f"/api/residents/{resident_id}/safe-zones", json={"zones": zones})
+
     async def create_device(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /api/devices; the answer carries the device's MQTT username and password."""
         res = await self._settled("/api/devices", body)

@@ -114,7 +114,7 @@ async def _fall(run: Run, e: Event) -> None:
     band = run.device(name, "wristband")
     sim = run.sim(name)
     rate = sim.wristband.imu_rate_hz if sim.wristband and sim.wristband.imu_rate_hz else 50.0
-    trace = fall_trace(rate, random.Random(), run.target.fallalld)
+    trace = fall_trace(rate, random.Random(f"fall-{name}"), run.target.fallalld)  # reproducible per household
     await run.fleet.send(band, "imu", trace.payload(), 1)
     if e.device_alarm:
         await run.fleet.send(band, "fall", {"confidence": e.confidence, "location": _location(run.houses[name],
@@ -329,6 +329,9 @@ async def run_scenario(scenario: Scenario, target: Target, progress: Callable[[s
     rng = random.Random(scenario.name)
     houses = {spec.name: make_household(prefix, i, rng, target.region_path, (22.5535, 114.0537), spec.extras)
               for i, spec in enumerate(scenario.households, 1)}
+    for spec in scenario.households:
+        if not spec.device_geofence:  # the hub's own geofence must see the walk: give it the safe zone
+            houses[spec.name].safe_zone_m = 300.0
     await target.provisioner.provision(list(houses.values()))
     try:
         await _play(scenario, target, houses, result, progress)

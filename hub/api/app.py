@@ -6,11 +6,14 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp
 
 from hub.api.routes import (
     alerts,
@@ -23,9 +26,11 @@ from hub.api.routes import (
     feed,
     health,
     history,
+    metrics,
     policies,
     regions,
     residents,
+    safe_zones,
     sla,
     users,
     visits,
@@ -46,13 +51,21 @@ _SECURITY_HEADERS = {
 }
 
 
+# Only over HTTPS: a browser that saw it on plain HTTP would refuse the console until it expires.
+_HSTS = "max-age=31536000; includeSubDomains"
+
+
 class SecurityHeaders(BaseHTTPMiddleware):
     """Adds the headers every response should carry."""
+
+    def __init__(self, app: ASGIApp, https: bool = False) -> None:
+        super().__init__(app)
+        self.headers = {**_SECURITY_HEADERS, **({"Strict-Transport-Security": _HSTS} if https else {})}
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         """Pass through, then decorate."""
         response = await call_next(request)
-        for name, value in _SECURITY_HEADERS.items():
+        for name, value in self.headers.items():
             response.headers.setdefault(name, value)
         return response
 
@@ -65,7 +78,13 @@ def create_app(hub: Hub) -> FastAPI:
         description="SOS wristbands, home sensors and escalation for city elder-care platforms.",
     )
     app.state.hub = hub
-    app.add_middleware(SecurityHeaders)
+    settings = getattr(hub, "settings", None)  # None when only the routes are inspected
+    app.add_middleware(SecurityHeaders, https=bool(settings and settings.api_https))
+    if settings is not None and settings.cors_origin_list:
+        # Bearer tokens, not cookies: no credentials mode, and only the listed origins.
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, err: RequestValidationError) -> JSONResponse:
@@ -73,13 +92,21 @@ def create_app(hub: Hub) -> FastAPI:
         problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in err.errors()]
         return JSONResponse({"detail": problems}, status_code=422)
 
+    @app.exception_handler(psycopg.DataError)
+    async def unstorable(request: Request, err: psycopg.DataError) -> JSONResponse:
+        # A value the database cannot hold (a NUL byte in text, a number or date beyond its range) is the
+        # client's mistake even though only the query finds it.
+        log.warning("refused unstorable input on %s %s: %s", request.method, request.url.path, type(err).__name__)
+        return JSONResponse({"detail": "a value cannot be stored: NUL byte, or a number or date out of range"},
+                            status_code=422)
+
     @app.exception_handler(Exception)
     async def crashed(request: Request, err: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=err)
         return JSONResponse({"detail": "internal error; see the hub log"}, status_code=500)
 
-    for module in (health, auth, alerts, regions, residents, devices, history, visits, users, feed, audit,
-                   exports, dead_letters, escalations, policies, sla):
+    for module in (health, metrics, auth, alerts, regions, residents, devices, history, visits, users, feed, audit,
+                   exports, dead_letters, escalations, policies, sla, safe_zones):
         app.include_router(module.router)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -1,4 +1,8 @@
-"""Device health: offline, not worn for too long; thresholds come from each device type."""
+"""Device health: offline, not worn for too long; thresholds come from each device type.
+
+Silence is measured on the hub's clock (when a message last arrived, device_status.updated_at), not on
+the device's own timestamps: watch clocks drift and simulated fleets run on a compressed past clock.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from hub.plugins import Registry
 log = logging.getLogger(__name__)
 
 _QUERY = """
-SELECT d.id, d.type, d.resident_id, r.household_id, h.region_path, s.last_seen, s.worn, s.worn_since
+SELECT d.id, d.type, d.resident_id, r.household_id, h.region_path, s.updated_at, s.worn, s.worn_since
 FROM devices d
 JOIN device_status s ON s.device_id = d.id
 JOIN residents r ON r.id = d.resident_id
@@ -25,7 +29,7 @@ JOIN households h ON h.id = r.household_id
 JOIN unnest(%(types)s::text[], %(offline)s::float8[], %(wrist)s::float8[]) AS t(type, offline_s, wrist_s)
   ON t.type = d.type
 WHERE d.status = 'active'
-  AND (s.last_seen < %(now)s - make_interval(secs => t.offline_s)
+  AND (s.updated_at < %(now)s - make_interval(secs => t.offline_s)
        OR (t.wrist_s IS NOT NULL AND s.worn = false AND s.worn_since < %(now)s - make_interval(secs => t.wrist_s)))
 """
 
@@ -42,10 +46,10 @@ async def check(pool: AsyncConnectionPool[Any], types: Registry[DeviceType], now
     async with pool.connection() as conn:
         rows = await (await conn.execute(_QUERY, params)).fetchall()
     out = []
-    for device_id, dtype, rid, hid, region, last_seen, _worn, worn_since in rows:
+    for device_id, dtype, rid, hid, region, heard_at, _worn, worn_since in rows:
         limit = types.get(dtype).offline_after_s
-        if last_seen < now - timedelta(seconds=limit):
-            kind, details = "device_offline", {"last_seen": last_seen.isoformat(), "limit_s": limit}
+        if heard_at < now - timedelta(seconds=limit):
+            kind, details = "device_offline", {"last_heard": heard_at.isoformat(), "limit_s": limit}
         else:
             kind, details = "device_removed", {"not_worn_since": worn_since.isoformat() if worn_since else None}
         out.append(Trigger(type=kind, severity=ALERT_TYPES[kind], ts=now, resident_id=rid, household_id=hid,

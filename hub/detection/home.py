@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -57,6 +58,9 @@ class HomeWatch:
         self._where: dict[str, tuple[str, str]] = {}  # resident → (household, region)
         self._configured: set[str] = set()
         self._dirty: set[str] = set()
+        # Resident's device clock minus the hub's, from the latest event: monitors tick on device time so
+        # a drifting clock or a time-compressed simulation does not look like hours of silence.
+        self._offset: dict[str, float] = {}
 
     async def load(self) -> int:
         """Restore every saved monitor (start-up)."""
@@ -89,6 +93,7 @@ class HomeWatch:
         if monitor is None:
             monitor = self._monitors[rid] = HomeMonitor(ResidentConfig(resident_id=rid, timezone="Asia/Shanghai"))
         self._where[rid] = (binding.household_id, binding.region_path)
+        self._offset[rid] = event.ts.timestamp() - time.time()
         self._dirty.add(rid)
         return [self._trigger(rid, t, obs.device_id) for t in monitor.observe(event)]
 
@@ -96,7 +101,7 @@ class HomeWatch:
         """Advance every monitor's clock; returns what became due."""
         out: list[Trigger] = []
         for rid, monitor in self._monitors.items():
-            due = monitor.tick(now)
+            due = monitor.tick(now + timedelta(seconds=self._offset.get(rid, 0.0)))
             if due:
                 self._dirty.add(rid)
                 out.extend(self._trigger(rid, t, None) for t in due)

@@ -181,6 +181,8 @@ MATRIX: dict[tuple[str, str], Case | None] = {
     # None: public, no login needed.
     ("GET", "/health"): None,
     ("GET", "/health/live"): None,
+    ("GET", "/health/ready"): None,
+    ("GET", "/metrics"): None,  # aggregate counts only; see hub/api/routes/metrics.py
     ("POST", "/api/auth/token"): None,
     ("GET", "/"): None,
     ("GET", "/console"): None,
@@ -217,6 +219,9 @@ MATRIX: dict[tuple[str, str], Case | None] = {
     ("GET", "/api/residents/{resident_id}"): Case(ALL, resident()),
     ("POST", "/api/residents"): Case(MANAGERS, _new_resident),
     ("PATCH", "/api/residents/{resident_id}"): Case(STAFF, resident("", {"medical_notes": "高血压"})),
+    ("GET", "/api/residents/{resident_id}/safe-zones"): Case(ALL, resident("/safe-zones")),
+    ("PUT", "/api/residents/{resident_id}/safe-zones"): Case(STAFF, resident(
+        "/safe-zones", {"zones": [{"name": "home", "lat": 22.55, "lon": 114.05, "radius_m": 300}]})),
     ("PUT", "/api/residents/{resident_id}/contacts"): Case(STAFF, resident(
         "/contacts", {"contacts": [{"name": "女儿", "relation": "daughter", "phone": "13700000000"}]})),
     ("GET", "/api/devices"): unscoped(ALL, "/api/devices"),

@@ -18,8 +18,9 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 async def _status(db_url: str, device_id: str, last_seen: datetime, worn: bool | None = None,
                   worn_since: datetime | None = None) -> None:
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
-        await conn.execute("INSERT INTO device_status (device_id, last_seen, worn, worn_since) VALUES"
-                           " (%s, %s, %s, %s)", (device_id, last_seen, worn, worn_since))
+        # updated_at is when the hub last heard from the device: what "offline" is measured on.
+        await conn.execute("INSERT INTO device_status (device_id, last_seen, updated_at, worn, worn_since) VALUES"
+                           " (%s, %s, %s, %s, %s)", (device_id, last_seen, last_seen, worn, worn_since))
 
 
 async def test_thresholds_follow_the_device_type(db_url, world):
@@ -33,4 +34,16 @@ async def test_thresholds_follow_the_device_type(db_url, world):
     async with AsyncConnectionPool(db_url, min_size=1, max_size=2, open=False) as pool:
         found = await check(pool, device_types(), NOW)
     assert sorted((t.source_device, t.type) for t in found) == [("WB1", "device_offline"), ("WB3", "device_removed")]
+
     assert {t.severity for t in found} == {"medium"}
+
+
+async def test_a_device_clock_in_the_past_is_not_offline(db_url, world):
+    await world.resident("R1")
+    await world.device("WB9", "wristband", "R1")
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        # A watch whose clock is three hours behind, heard from a minute ago.
+        await conn.execute("INSERT INTO device_status (device_id, last_seen, updated_at, worn) VALUES"
+                           " ('WB9', %s, %s, true)", (NOW - timedelta(hours=3), NOW - timedelta(minutes=1)))
+    async with AsyncConnectionPool(db_url, min_size=1, max_size=2, open=False) as pool:
+        assert await check(pool, device_types(), NOW) == []
