@@ -422,6 +422,7 @@ class Engine:
                 if recipient.kind in records:
                     details["dispatch_id"] = records[recipient.kind][0]
                 out.events.append(("notification", details))
+                self._health.count(f"notification_{'ok' if res.ok else 'failed'}.{res.channel}")
                 delivered += res.ok
                 failed += not res.ok
         for kind, (dispatch_id, _) in records.items():
@@ -429,6 +430,7 @@ class Engine:
         self._health.count("notifications_delivered", delivered)
         self._health.count("notifications_failed", failed)
         self._health.count("escalation_steps")
+        self._health.count(f"escalation_step.{step.name}")
         out.changes.append({"change": "notified", "step": index, "step_name": step.name,
                             "delivered": delivered, "failed": failed})
         unreached = sorted(k for k, ok in reached_kinds.items() if not ok)

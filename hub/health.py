@@ -37,6 +37,31 @@ class Component:
                 "last_outage_s": self.last_outage_s}
 
 
+# Seconds; a COPY batch normally commits in 5-50 ms, seconds mean the database is struggling.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass
+class Histogram:
+    """Cumulative-free bucket counts of observed values, rendered by hub.metrics at scrape time."""
+
+    buckets: tuple[float, ...] = LATENCY_BUCKETS
+    counts: list[int] = field(default_factory=list)
+    count: int = 0
+    total: float = 0.0
+
+    def observe(self, value: float) -> None:
+        """Record one value (the first bucket whose bound is not below it, else only +Inf)."""
+        if not self.counts:
+            self.counts = [0] * len(self.buckets)
+        for i, bound in enumerate(self.buckets):
+            if value <= bound:
+                self.counts[i] += 1
+                break
+        self.count += 1
+        self.total += value
+
+
 @dataclass
 class Health:
     """All components plus ingestion counters; shared by the service's tasks."""
@@ -46,11 +71,25 @@ class Health:
     timescaledb: dict[str, Any] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     gauges: dict[str, float] = field(default_factory=dict)
+    histograms: dict[str, Histogram] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add to a named counter."""
         self.counters[name] = self.counters.get(name, 0) + n
+
+    def observe(self, name: str, value: float) -> None:
+        """Add a value (seconds) to a named latency histogram."""
+        hist = self.histograms.get(name)
+        if hist is None:
+            hist = self.histograms[name] = Histogram()
+        hist.observe(value)
+
+    def readiness(self) -> dict[str, Any]:
+        """Whether the hub can take and store messages now: the database and the broker are both up."""
+        ready = self.database.ok and self.broker.ok
+        return {"ready": ready, "database": {"ok": self.database.ok, "error": self.database.error},
+                "broker": {"ok": self.broker.ok, "error": self.broker.error}}
 
     def as_dict(self) -> dict[str, Any]:
         """The /health body."""

@@ -32,8 +32,26 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), description="Where the private services, credentials and logs live.")
     embedded_pg_port: Port = Field(55432, description="Port of the private PostgreSQL (loopback only).")
     embedded_mqtt_port: Port = Field(18830, description="Port of the private Mosquitto (loopback only).")
+    mqtt_tls_port: Port = Field(
+        0, description="Port of the private Mosquitto's TLS listener (loopback only); 0: no TLS listener."
+    )
+    mqtt_tls_dir: Path | None = Field(
+        None,
+        description="Folder holding ca.crt, server.crt and server.key for the private Mosquitto's TLS listener "
+        "(scripts/make-ca.sh makes trial ones). Unset: <data_dir>/tls.",
+    )
     api_host: str = Field("127.0.0.1", description="Address the API and dashboard listen on.")
     api_port: Port = Field(8080, description="Port of the API and dashboard.")
+    api_https: bool = Field(
+        False,
+        description="The API is reached over HTTPS (a TLS-terminating proxy in front of it): responses carry "
+        "Strict-Transport-Security. Leave off for plain HTTP, or browsers would refuse the console.",
+    )
+    cors_origins: str = Field(
+        "",
+        description="Comma-separated origins (https://host[:port]) whose web pages may call the API from the "
+        "browser. Empty: no CORS headers, only the hub's own console.",
+    )
     mqtt_client_id: str = Field(
         "eldercare-hub", description="Fixed MQTT client id of the ingestion session (persistent session)."
     )
@@ -62,6 +80,11 @@ class Settings(BaseSettings):
     )
     workers: int = Field(
         1, ge=1, le=64, description="Ingestion worker processes sharing the stream (MQTT shared subscription)."
+    )
+    spawn_workers: bool = Field(
+        True,
+        description="`python -m hub run` starts workers 1..N-1 itself; false when a service manager (compose, "
+        "systemd eldercare-hub-worker@) runs them.",
     )
     worker_index: int = Field(
         0, ge=0, description="This process's worker number (set by the supervisor; 0 also serves the API)."
@@ -126,6 +149,16 @@ class Settings(BaseSettings):
             raise ValueError("must look like mqtt://user:password@host:port")
         return value
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in filter(None, (o.strip() for o in value.split(","))):
+            parts = urlsplit(origin)
+            # A wildcard would let any site drive the API with a user's token; list real origins.
+            if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path not in {"", "/"}:
+                raise ValueError(f"{origin!r} is not an origin like https://console.example.org")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -143,6 +176,16 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when the hub runs its own private PostgreSQL and Mosquitto."""
         return self.db_url is None and self.mqtt_url is None
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The allowed browser origins, without trailing slashes."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where the private broker's TLS certificate and key live."""
+        return self.mqtt_tls_dir or self.data_dir / "tls"
 
     @property
     def passwd_file(self) -> Path:

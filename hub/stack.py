@@ -59,13 +59,17 @@ def _start_services(settings: Settings, data: Path, services: ExitStack) -> tupl
         db_url = settings.db_url
     if settings.mqtt_url is not None:
         return db_url, settings.mqtt_url, CredentialStore(settings.passwd_file, settings.mqtt_reload_pid_file)
-    broker = MosquittoInstance(data / "mosquitto", settings.embedded_mqtt_port)
+    broker = MosquittoInstance(data / "mosquitto", settings.embedded_mqtt_port, tls_port=settings.mqtt_tls_port,
+                               tls_dir=settings.tls_dir.resolve())
     password = account_password(data, "hub")
     store = prepare_broker_accounts(broker, settings, password)
     store.set_password("gw-watch3g", account_password(data, "gw-watch3g"))
     broker.start()
     services.callback(broker.stop)
     print(f"  private Mosquitto on 127.0.0.1:{broker.port}", flush=True)
+    if broker.tls_port:
+        print(f"  private Mosquitto TLS listener on 127.0.0.1:{broker.tls_port} (CA: {settings.tls_dir}/ca.crt)",
+              flush=True)
     return db_url, f"mqtt://{settings.mqtt_username}:{password}@127.0.0.1:{broker.port}", store
 
 
@@ -83,7 +87,7 @@ async def _run(settings: Settings) -> None:
     with ExitStack() as services:
         db_url, mqtt_url, store = _start_services(settings, data, services)
         hub = Hub(settings, db_url, mqtt_url)
-        workers = spawn_workers(settings, db_url, mqtt_url)
+        workers = spawn_workers(settings, db_url, mqtt_url) if settings.spawn_workers else []
         services.callback(_stop_children, workers)
         if workers:
             print(f"  {settings.workers} ingestion workers (shared subscription)", flush=True)

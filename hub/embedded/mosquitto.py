@@ -28,6 +28,8 @@ class MosquittoInstance:
     root: Path
     port: int
     max_connections: int = 20000
+    tls_port: int = 0  # 0: no TLS listener
+    tls_dir: Path | None = None  # holds ca.crt, server.crt, server.key (scripts/make-ca.sh)
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -45,10 +47,15 @@ class MosquittoInstance:
         """Where the broker writes its pid, for SIGHUP reloads."""
         return self.root / "mosquitto.pid"
 
+    @property
+    def tls_files(self) -> Path:
+        """Where the broker's own copies of the certificate, key and CA live (readable by its user)."""
+        return self.root / "tls"
+
     def runtime_conf(self) -> str:
-        """The repository's policy followed by this instance's listener and paths."""
+        """The repository's policy followed by this instance's listeners and paths."""
         policy = REPO_CONF.read_text()
-        return policy + "\n".join([
+        lines = [
             "",
             "# --- added by hub/embedded/mosquitto.py for this instance ---",
             f"pid_file {self.pid_file}",
@@ -57,8 +64,31 @@ class MosquittoInstance:
             f"acl_file {self.acl_file}",
             f"listener {self.port} 127.0.0.1",
             f"max_connections {self.max_connections}",
-            "",
-        ])
+        ]
+        if self.tls_port:
+            # per_listener_settings is false in the policy: the same accounts and ACL apply here.
+            lines += [
+                f"listener {self.tls_port} 127.0.0.1",
+                f"max_connections {self.max_connections}",
+                f"certfile {self.tls_files / 'server.crt'}",
+                f"keyfile {self.tls_files / 'server.key'}",
+                f"cafile {self.tls_files / 'ca.crt'}",
+                "tls_version tlsv1.2",
+                "require_certificate false",
+            ]
+        return policy + "\n".join([*lines, ""])
+
+    def _install_tls_files(self) -> None:
+        if self.tls_dir is None:
+            raise EmbeddedError("a TLS listener needs a folder with ca.crt, server.crt and server.key")
+        self.tls_files.mkdir(parents=True, exist_ok=True)
+        for name in ("ca.crt", "server.crt", "server.key"):
+            source = self.tls_dir / name
+            if not source.exists():
+                raise EmbeddedError(f"{source} is missing; make trial certificates with scripts/make-ca.sh "
+                                    f"{self.tls_dir}")
+            shutil.copyfile(source, self.tls_files / name)
+        (self.tls_files / "server.key").chmod(0o600)
 
     def start(self) -> None:
         """Write the runtime config and start the broker."""
@@ -66,6 +96,9 @@ class MosquittoInstance:
             raise EmbeddedError("mosquitto is not installed; run scripts/bootstrap.sh")
         ensure_port_free(self.port, "private Mosquitto", "ELDERCARE_EMBEDDED_MQTT_PORT")
         (self.root / "data").mkdir(parents=True, exist_ok=True)
+        if self.tls_port:
+            ensure_port_free(self.tls_port, "private Mosquitto (TLS)", "ELDERCARE_MQTT_TLS_PORT")
+            self._install_tls_files()
         for path in (self.passwd_file, self.acl_file):
             if not path.exists():
                 path.touch()
@@ -77,6 +110,8 @@ class MosquittoInstance:
         log = self.root / "mosquitto.log"
         self._proc = spawn([binary, "-c", str(conf)], log, user)
         wait_for_port(self.port, self._proc, "private Mosquitto", log)
+        if self.tls_port:
+            wait_for_port(self.tls_port, self._proc, "private Mosquitto (TLS)", log)
 
     def reload(self) -> None:
         """Make the broker re-read its password and ACL files."""

@@ -41,6 +41,8 @@ class MqttSource:
         self._critical_prefixes = critical_prefixes  # whole topic trees never shed (zigbee2mqtt)
         self._pending: deque[Inbound] = deque()
         self._scheduled = False
+        # Bumped on every (re)connect: a message id is only meaningful on the connection it came on.
+        self._generation = 0
         parts = urlsplit(url)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 1883
@@ -108,6 +110,7 @@ class MqttSource:
             log.error("broker refused the hub's connection: %s", reason)
             return
         self._attempt = 0
+        self._generation += 1
         client.subscribe([(t, 1) for t in self._topics])
         self._health.broker.up()
         log.info("connected to broker %s:%s", self._host, self._port)
@@ -120,10 +123,13 @@ class MqttSource:
     def _on_message(self, client: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
         assert self._loop is not None
         critical = msg.topic.endswith(CRITICAL_SUFFIXES) or msg.topic.startswith(self._critical_prefixes)
-        mid, qos = msg.mid, msg.qos
+        mid, qos, generation = msg.mid, msg.qos, self._generation
 
         def ack() -> None:
-            if qos > 0:
+            # A commit that completes after a reconnect must not acknowledge: on the new connection the
+            # same id may belong to another, unstored message. The broker redelivers ours instead, and the
+            # duplicate is ignored by the (device, id, ts) key.
+            if qos > 0 and generation == self._generation:
                 client.ack(mid, qos)
 
         if critical:

@@ -28,7 +28,10 @@ def make_pool(url: str, max_size: int) -> AsyncConnectionPool[Any]:
         max_size=max_size,
         open=False,
         timeout=10,
-        reconnect_timeout=0,  # keep trying for ever; health reports the outage
+        # While a caller waits (up to `timeout`), the pool keeps retrying the connection (1, 2, 4 s...),
+        # so a restarted server is used within about a second. 0 would give up after the first
+        # refusal and leave the writer waiting out its whole timeout with the database already back.
+        reconnect_timeout=10,
         check=_check,
         kwargs={"connect_timeout": 5, "application_name": "eldercare-hub"},
     )

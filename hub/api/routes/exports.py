@@ -47,13 +47,17 @@ def _csv(rows: list[dict[str, Any]], columns: list[str], name: str) -> Response:
 def _range(start: date | None, end: date | None) -> tuple[datetime, datetime]:
     today = datetime.now(UTC).date()
     end = end or today
-    start = start or end - timedelta(days=30)
+    try:  # year 1 minus 30 days, or 9999-12-31 plus one, is beyond the calendar
+        start = start or end - timedelta(days=30)
+        after_end = end + timedelta(days=1)
+    except OverflowError:
+        raise bad_request("dates must lie between 0001-01-31 and 9999-12-30") from None
     if start > end:
         raise bad_request("'from' is after 'to'")
     if (end - start).days > MAX_DAYS:
         raise bad_request(f"export at most {MAX_DAYS} days at a time")
     return (datetime.combine(start, datetime.min.time(), UTC),
-            datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC))
+            datetime.combine(after_end, datetime.min.time(), UTC))
 
 
 async def _export(conn: ConnDep, user: User, kind: str, sql: str, params: dict[str, Any],

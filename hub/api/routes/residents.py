@@ -272,6 +272,8 @@ async def patch_household(household_id: str, body: HouseholdPatch, conn: ConnDep
     """Only the fields sent change; audited."""
     await load_household(conn, user, household_id)
     changes = body.model_dump(include=body.model_fields_set)
+    if "address" in changes and changes["address"] is None:
+        raise bad_request("a household's address can be changed but not removed")
     if changes:
         sets = ", ".join(f"{k} = %({k})s" for k in changes)
         await conn.execute(f"UPDATE households SET {sets} WHERE id = %(hid)s",  # noqa: S608 - keys are field names

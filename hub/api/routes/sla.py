@@ -27,7 +27,10 @@ async def sla(
 ) -> dict[str, Any]:
     """Time to first notification and to acknowledgement (p50/p95), shares within 60/180 s, dispatches, false alarms."""
     until = until or datetime.now(UTC)
-    since = since or until - timedelta(days=30)
+    try:
+        since = since or until - timedelta(days=30)
+    except OverflowError:  # an 'until' in the first month of year 1
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "until is too early") from None
     if since.tzinfo is None or until.tzinfo is None:
         since, until = since.replace(tzinfo=since.tzinfo or UTC), until.replace(tzinfo=until.tzinfo or UTC)
     if since >= until:

@@ -160,8 +160,12 @@ async def create_plan(body: PlanIn, conn: ConnDep, user: CurrentUser) -> Plan:
     """One plan per resident per week: planning again updates it. Audited."""
     resident = await load_resident(conn, user, body.resident_id)
     ws = week_start(body.week_start)
-    if body.planned_for is not None and not ws <= body.planned_for < ws + timedelta(days=7):
+    # Days apart rather than ws + 7 days, which overflows in the last week of year 9999.
+    if body.planned_for is not None and not 0 <= (body.planned_for - ws).days < 7:
         raise bad_request(f"planned_for must fall in the week starting {ws}")
+    if body.assigned_to is not None and await fetch_one(
+            conn, "SELECT 1 AS ok FROM users WHERE id = %s", (body.assigned_to,)) is None:
+        raise bad_request(f"no user {body.assigned_to} to assign the visit to")
     row = await fetch_one(
         conn, "INSERT INTO visit_plans (resident_id, week_start, planned_for, assigned_to, note, created_by)"
         " VALUES (%(rid)s, %(ws)s, %(pf)s, COALESCE(%(to)s::bigint, %(cw)s::bigint), %(note)s, %(uid)s)"
