@@ -12,6 +12,14 @@ from devices.errors import DecodeError
 from devices.observation import Location
 
 
+def as_float(value: int | float, name: str) -> float:
+    """A JSON number as a float; integers beyond a double's range are refused, not an OverflowError."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise DecodeError("out_of_range", f"'{name}' is too large") from None
+
+
 @dataclass(frozen=True)
 class Num:
     """A finite number within [lo, hi]."""
@@ -31,11 +39,12 @@ class Num:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise DecodeError("wrong_type", f"'{self.name}' must be a number")
-        if not math.isfinite(value):
+        number = as_float(value, self.name)
+        if not math.isfinite(number):
             raise DecodeError("not_finite", f"'{self.name}' is NaN or infinite")
-        if not self.lo <= value <= self.hi:
-            raise DecodeError("out_of_range", f"'{self.name}'={value} outside [{self.lo}, {self.hi}]")
-        return float(value)
+        if not self.lo <= number <= self.hi:
+            raise DecodeError("out_of_range", f"'{self.name}'={number} outside [{self.lo}, {self.hi}]")
+        return number
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,7 @@ def read_timestamp(payload: Mapping[str, Any], now: datetime, max_skew_s: float)
     if isinstance(raw, bool):
         raise DecodeError("wrong_type", "'ts' must be unix seconds or ISO 8601")
     if isinstance(raw, int | float):
+        raw = as_float(raw, "ts")
         if not math.isfinite(raw):
             raise DecodeError("not_finite", "'ts' is NaN or infinite")
         if not 946684800 <= raw <= 4102444800:  # 2000-01-01 .. 2100-01-01
@@ -118,7 +128,10 @@ def read_timestamp(payload: Mapping[str, Any], now: datetime, max_skew_s: float)
             raise DecodeError("bad_timestamp", "'ts' is not ISO 8601") from None
         if ts.tzinfo is None:
             raise DecodeError("bad_timestamp", "'ts' needs a UTC offset")
-        ts = ts.astimezone(UTC)
+        try:
+            ts = ts.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999 shifted past the calendar's end by its offset
+            raise DecodeError("bad_timestamp", "'ts' is outside the calendar") from None
     else:
         raise DecodeError("wrong_type", "'ts' must be unix seconds or ISO 8601")
     if (ts - now).total_seconds() > max_skew_s:

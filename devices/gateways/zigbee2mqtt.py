@@ -57,8 +57,10 @@ def _status(body: Mapping[str, Any]) -> dict[str, Any]:
         if key in body and body[key] is not None:
             out[key] = body[key]
     lq = body.get("linkquality")
-    if isinstance(lq, int | float) and not isinstance(lq, bool) and math.isfinite(lq):
-        out["signal"] = round(max(0.0, min(255.0, float(lq))) / 2.55, 1)  # 0-255 → percent
+    # An int is always finite (math.isfinite would overflow on one beyond a double's range); min/max
+    # compare it exactly.
+    if isinstance(lq, int | float) and not isinstance(lq, bool) and (isinstance(lq, int) or math.isfinite(lq)):
+        out["signal"] = round(float(max(0.0, min(255.0, lq))) / 2.55, 1)  # 0-255 → percent
     return out
 
 

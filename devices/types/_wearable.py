@@ -25,7 +25,10 @@ def _axis(values: Any, name: str) -> np.ndarray:
         raise DecodeError("too_large", f"'{name}' has {len(values)} samples, more than {MAX_IMU_SAMPLES}")
     if not set(map(type, values)) <= _NUMBER_TYPES:  # JSON true/false, strings, nested arrays
         raise DecodeError("wrong_type", f"'{name}' must contain only numbers")
-    array = np.array(values, dtype=np.float64)
+    try:
+        array = np.array(values, dtype=np.float64)
+    except OverflowError:  # an integer beyond a double's range
+        raise DecodeError("out_of_range", f"'{name}' contains a number too large") from None
     if not np.isfinite(array).all():
         raise DecodeError("not_finite", f"'{name}' contains NaN or infinite values")
     return array

@@ -6,6 +6,7 @@ Bounded: a few examples per operation, a timeout per request, and the whole run 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -68,10 +69,8 @@ def _fuzz_operation(operation: Any, base: str, headers: dict[str, str], admin_id
         if response.status_code >= 500:
             found.add(case, f"{response.status_code} {response.text[:200]}")
 
-    try:
+    with contextlib.suppress(Unsatisfiable):  # a schema the generator cannot satisfy is no server fault
         run()
-    except Unsatisfiable:
-        pass  # a schema the generator cannot satisfy is not a server fault
 
 
 async def test_no_input_makes_the_api_fail(scene: Scene, settings: Any) -> None:
