@@ -77,7 +77,8 @@ def device_ids(devices: int) -> tuple[list[str], list[str]]:
     return wristbands, sensors
 
 
-def build(n: int, devices: int, mix: dict[str, float], sos_every: int, rng: random.Random, t0: float) -> Workload:
+def build(n: int, devices: int, mix: dict[str, float], sos_every: int, rng: random.Random, t0: float,
+          id_prefix: str = "b") -> Workload:
     """n messages in the given mix, an SOS every `sos_every`, timestamps just before now."""
     wristbands, sensors = device_ids(devices)
     kinds = list(mix)
@@ -101,7 +102,7 @@ def build(n: int, devices: int, mix: dict[str, float], sos_every: int, rng: rand
                 topic = f"{ROOT}/wristband/{device}/{kind}"
                 body = dict(imu) if kind == "imu" else {"battery": 70, "signal": -70, "worn": True}
         counts[kind] += 1
-        payload = {"v": 1, "id": f"b{i}", "ts": ts, **body}
+        payload = {"v": 1, "id": f"{id_prefix}{i}", "ts": ts, **body}
         out.append((topic, json.dumps(payload, separators=(",", ":")).encode()))
     return Workload(out, counts)
 
@@ -270,7 +271,7 @@ def warm_up(db_url: str, publisher: Publisher, workers: int, devices: int, rng: 
     with psycopg.connect(db_url, autocommit=True) as conn:
         while time.time() < deadline:
             # Probes are stamped an hour back, outside the window the measured run counts.
-            probe = build(workers * 8, devices, {"sensor": 1.0}, 0, rng, time.time() - 3600)
+            probe = build(workers * 8, devices, {"sensor": 1.0}, 0, rng, time.time() - 3600, id_prefix="probe")
             publisher.publish(probe.messages, label="warm-up")
             time.sleep(1.0)
             if counts(conn, since)[1] > 0:
@@ -283,7 +284,7 @@ def sos_latency(db_url: str, publisher: Publisher, devices: int, rate: float, se
                 rng: random.Random, sos_every: int, mix: dict[str, float]) -> dict[str, Any]:
     """p50/p99 ms from SOS publish to its first notification, in a stream paced at `rate`."""
     n = max(sos_every * 5, int(rate * seconds))
-    work = build(n, devices, mix, sos_every, rng, time.time() - 5)
+    work = build(n, devices, mix, sos_every, rng, time.time() - 5, id_prefix="lat")
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("UPDATE alerts SET closed_at = now() WHERE closed_at IS NULL")  # fresh alerts for every SOS
     sent: dict[int, float] = {}
