@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -40,8 +41,9 @@ class Services:
 def open_to_services(path: Path) -> Path:
     """Let PostgreSQL and Mosquitto, which run as their own users under root, reach a temp folder."""
     path.chmod(0o755)
-    for parent in path.parents:
-        if parent.name.startswith("pytest-"):
+    tmp = Path(tempfile.gettempdir()).resolve()
+    for parent in path.resolve().parents:  # pytest's base folders are private (0700) by default
+        if parent != tmp and tmp in parent.parents:
             parent.chmod(parent.stat().st_mode | 0o055)
     return path
 
