@@ -178,7 +178,7 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
             tasks = [
                 tg.create_task(hub.writer.run(), name="writer"),
                 tg.create_task(hub.pipeline.run(), name="pipeline"),
-                tg.create_task(hub.home.run(hub.writer.add_triggers), name="home-detection"),
+                tg.create_task(hub.home.run(hub.writer.add_triggers, hub.caps.timescaledb), name="home-detection"),
                 tg.create_task(_every(300, hub.geofences.refresh), name="safe-zones"),
             ]
             if hub.primary:  # database-driven jobs need only one runner

@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts.model import ALERT_TYPES, SEVERITY_RANK, Binding, Trigger
 from devices.observation import Observation
+from hub.detection.activity_profile import profile_from_counts
 from hub.detection.home_events import AlertTrigger, DetectionError, HomeEvent
 from hub.detection.home_monitor import HomeMonitor, ResidentConfig
 from hub.detection.routine import RoutineConfig
@@ -40,6 +41,40 @@ def home_event(obs: Observation, binding: Binding) -> HomeEvent | None:
     if obs.kind == "checkin":
         return HomeEvent(obs.ts, obs.device_id, "checkin", room, False, "press")
     return None
+
+
+# Hour-of-week activity per resident, computed in the database: how often each hour of the week had
+# at least one activity event, over the weeks since the resident's first event (at most `weeks`).
+_PROFILE_SQL = """
+WITH ev AS (
+  SELECT e.resident_id, {bucket} AS bucket, count(*) AS events
+  FROM device_events e
+  WHERE e.resident_id = ANY(%(rids)s) AND e.ts >= now() - make_interval(weeks => %(weeks)s)
+    AND (e.kind IN ('door', 'bed', 'checkin') OR (e.kind = 'motion' AND e.data->>'motion' = 'true')
+         OR (e.kind = 'radar' AND e.data->>'presence' = 'true'))
+  GROUP BY 1, 2
+), first AS (SELECT resident_id, min(bucket) AS since FROM ev GROUP BY 1),
+hours AS (
+  SELECT f.resident_id, h AS bucket
+  FROM first f, generate_series(f.since, {now_bucket} - interval '1 hour', interval '1 hour') AS h
+)
+SELECT h.resident_id,
+       ((extract(isodow FROM h.bucket AT TIME ZONE r.timezone)::int - 1) * 24
+        + extract(hour FROM h.bucket AT TIME ZONE r.timezone)::int) AS hour_of_week,
+       avg(coalesce(ev.events, 0))::float8 AS mean_events,
+       avg((coalesce(ev.events, 0) > 0)::int)::float8 AS share_active,
+       count(*)::int AS weeks_observed
+FROM hours h JOIN residents r ON r.id = h.resident_id
+LEFT JOIN ev USING (resident_id, bucket)
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+def profile_sql(timescaledb: bool) -> str:
+    """The profile query, bucketed with time_bucket where TimescaleDB is present."""
+    if timescaledb:
+        return _PROFILE_SQL.format(bucket="time_bucket('1 hour', e.ts)", now_bucket="time_bucket('1 hour', now())")
+    return _PROFILE_SQL.format(bucket="date_trunc('hour', e.ts)", now_bucket="date_trunc('hour', now())")
 
 
 def resident_config(resident_id: str, flags: list[str], timezone: str | None) -> ResidentConfig:
@@ -127,6 +162,23 @@ class HomeWatch:
                                                             config=resident_config(rid, flags, tz))
             self._configured.add(rid)
 
+    async def refresh_profiles(self, timescaledb: bool, weeks: int = 8, chunk: int = 500) -> int:
+        """Learn every owned resident's hour-of-week baseline from stored events; returns how many."""
+        rids = list(self._monitors)
+        learned = 0
+        for start in range(0, len(rids), chunk):
+            async with self._pool.connection() as conn:
+                rows = await (await conn.execute(profile_sql(timescaledb),
+                                                 {"rids": rids[start:start + chunk], "weeks": weeks})).fetchall()
+            by_resident: dict[str, list[tuple[int, float, float, int]]] = {}
+            for rid, how, mean, share, seen in rows:
+                by_resident.setdefault(rid, []).append((how, mean, share, seen))
+            for rid, cells in by_resident.items():
+                if rid in self._monitors:
+                    self._monitors[rid].update_profile(profile_from_counts(cells))
+                    learned += 1
+        return learned
+
     async def save(self) -> int:
         """Persist the monitors that changed since the last save."""
         dirty, self._dirty = self._dirty, set()
@@ -139,11 +191,16 @@ class HomeWatch:
                     rows)
         return len(rows)
 
-    async def run(self, emit: Any, every_s: float = 60.0) -> None:
-        """Tick once a minute, raise what is due, and save state; failures are logged and retried."""
+    async def run(self, emit: Any, timescaledb: bool, every_s: float = 60.0, profile_every_s: float = 6 * 3600
+                  ) -> None:
+        """Tick once a minute, raise what is due, and save state; relearn baselines every few hours."""
+        next_profiles = 0.0
         while True:
             await asyncio.sleep(every_s)
             try:
+                if time.monotonic() >= next_profiles:
+                    next_profiles = time.monotonic() + profile_every_s
+                    await self.refresh_profiles(timescaledb)
                 await self.configure_new()
                 emit(self.tick(datetime.now(UTC)))
                 await self.save()

@@ -53,3 +53,28 @@ async def test_silence_after_activity_raises_inactivity_and_state_survives_resta
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         row = await (await conn.execute("SELECT detector FROM detector_state WHERE subject = 'R1'")).fetchone()
     assert row == ("home",)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("timescaledb", [True, False])
+async def test_baseline_is_learned_from_stored_events(db_url, world, timescaledb):
+    await world.resident("R1")
+    start = datetime(2026, 11, 10, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
+    rows = [(start + timedelta(days=d, hours=h, minutes=5), "M1", "R1", "motion", f"m{d}-{h}", '{"motion": true}')
+            for d in range(9) for h in range(12)]  # busy 08:00-20:00 local, quiet at night
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        await conn.execute("UPDATE residents SET timezone = 'Asia/Shanghai'")
+        async with conn.cursor() as cur, cur.copy(
+                "COPY device_events (ts, device_id, resident_id, kind, msg_id, data) FROM STDIN") as copy:
+            for row in rows:
+                await copy.write_row(row)
+    async with AsyncConnectionPool(db_url, min_size=1, max_size=2, open=False) as pool:
+        watch = HomeWatch(pool)
+        watch.observe(Observation("M1", "motion", rows[-1][0], "last", data={"motion": True}), MOTION)
+        assert await watch.refresh_profiles(timescaledb) == 1
+    profile = watch._monitors["R1"].profile
+    assert profile is not None and profile.history_days >= 9
+    hours = {h.hour_of_week: h for h in profile.hours}
+    tuesday = 24  # isodow 2
+    assert hours[tuesday + 10].share_active == 1.0  # 10:00 local
+    assert hours[tuesday + 3].share_active == 0.0  # 03:00 local
