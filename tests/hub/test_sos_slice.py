@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -43,7 +44,12 @@ async def test_sos_is_stored_and_listed_within_one_second(running_hub, world, de
     assert (alert["type"], alert["severity"], alert["resident_id"]) == ("sos", "critical", "R1")
     assert alert["location"]["lat"] == 22.55
 
-    async with await psycopg.AsyncConnection.connect(settings.db_url) as conn:
+    # The SOS overtakes the earlier heartbeat (its own lane); wait for the heartbeat's batch too.
+    async with await psycopg.AsyncConnection.connect(settings.db_url, autocommit=True) as conn:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not await (await conn.execute(
+                "SELECT 1 FROM readings WHERE device_id = 'WB1'")).fetchone():
+            await asyncio.sleep(0.02)
         kinds = await (await conn.execute(
             "SELECT kind FROM device_events WHERE device_id = 'WB1' ORDER BY ts")).fetchall()
         battery = await (await conn.execute(
