@@ -47,7 +47,7 @@ async def test_sos_is_stored_and_listed_within_one_second(running_hub, world, de
     # The SOS overtakes the earlier heartbeat (its own lane); wait for the heartbeat's batch too.
     async with await psycopg.AsyncConnection.connect(settings.db_url, autocommit=True) as conn:
         deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and not await (await conn.execute(
+        while time.monotonic() < deadline and not await (await conn.execute(  # noqa: ASYNC110 - polling the DB
                 "SELECT 1 FROM readings WHERE device_id = 'WB1'")).fetchone():
             await asyncio.sleep(0.02)
         kinds = await (await conn.execute(
