@@ -182,12 +182,14 @@ class Engine:
         try:
             while True:
                 wait = poll_s
+                # Cleared before the round, not after: an alert committed while the round runs keeps
+                # its wake-up instead of waiting for the next poll.
+                self._wake.clear()
                 try:
                     await self.tick()
                     wait = await self._next_wait(poll_s)
                 except (psycopg.Error, PoolTimeout, OSError) as err:
                     log.warning("escalation tick failed: %s", type(err).__name__)
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
         finally:
