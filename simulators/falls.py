@@ -41,13 +41,13 @@ class Trace:
         return float(np.linalg.norm(self.xyz, axis=1).max())
 
 
-def synth_fall(rate_hz: float, rng: random.Random, seconds: float = 14.0) -> Trace:
+def synth_fall(rate_hz: float, rng: random.Random, seconds: float = 16.0) -> Trace:
     """Walking, a free-fall dip, an impact of 4-6 g over about 80 ms, a damped bounce, then lying still."""
     n = int(rate_hz * seconds)
     t = np.arange(n) / rate_hz
     nrng = np.random.default_rng(rng.getrandbits(32))
     xyz = np.zeros((n, 3))
-    fall_at = rng.uniform(1.5, 2.5)
+    fall_at = rng.uniform(4.0, 5.0)  # a wristband streams continuously: seconds of walking come first
     free = rng.uniform(0.3, 0.5)
     impact = fall_at + free
     upright = np.array([0.1, -0.15, 0.98])
