@@ -177,8 +177,27 @@ class Engine:
             return next(k for k in policy.steps[index].recipients if k in EMERGENCY_KINDS)
         return policy.emergency or "emergency_120"
 
+    async def _listen(self) -> None:
+        """Wake on every alert committed by any worker: raise_alert NOTIFYs eldercare_feed in its transaction."""
+        conninfo = self._pool.conninfo
+        if not isinstance(conninfo, str):
+            return  # a pool built from a callable: no way to open a side connection; polling still works
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+                async with conn:
+                    await conn.execute("LISTEN eldercare_feed")
+                    self._wake.set()  # anything committed while we were not listening
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except (psycopg.Error, OSError) as err:
+                log.warning("escalation listener lost the database (%s); polling until it is back",
+                            type(err).__name__)
+                await asyncio.sleep(1.0)
+
     async def run(self, poll_s: float = 1.0) -> None:
         """Run due steps until cancelled; a database outage is logged and retried."""
+        listener = asyncio.create_task(self._listen(), name="escalation-listener")
         try:
             while True:
                 wait = poll_s
@@ -193,6 +212,7 @@ class Engine:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
         finally:
+            listener.cancel()
             await self.config.aclose()
 
     async def _next_wait(self, poll_s: float) -> float:
