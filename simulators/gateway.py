@@ -13,7 +13,7 @@ from typing import Any
 
 import aiomqtt
 
-from simulators.fleet import Link, Stats, _cut, _hold, settle
+from simulators.fleet import Link, Stats, _hold, settle
 from simulators.household import Household, SimDevice
 
 log = logging.getLogger(__name__)
@@ -131,13 +131,6 @@ class GatewayLink(Link):
                 settle(client)
             if self._drop.is_set() and not stop.is_set():
                 self._stats.reconnects += 1
-
-    def sever(self, offline_s: float = 0.0) -> None:
-        """Drop the shared connection uncleanly: every carried device goes dark together."""
-        self.offline_until = time.monotonic() + offline_s
-        self._drop.set()
-        if self.client is not None:
-            _cut(self.client)
 
     async def publish(self, device: SimDevice, message: str, payload: bytes, qos: int) -> bool:
         """Translate (z2m) or pass through (native) and publish on the shared connection."""

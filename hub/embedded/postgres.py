@@ -73,7 +73,7 @@ class PostgresInstance:
         user = service_user("postgres")
         self.root.mkdir(parents=True, exist_ok=True)
         if not (self.datadir / "PG_VERSION").exists():
-            self._initdb(user)
+            self._initdb()
         sockdir = self.root / "sock"
         sockdir.mkdir(exist_ok=True)
         chown_tree(self.root, user)
@@ -98,7 +98,7 @@ class PostgresInstance:
             args += ["-c", f"{key}={value}"]
         return args
 
-    def _initdb(self, user: object) -> None:
+    def _initdb(self) -> None:
         if self.datadir.exists():
             shutil.rmtree(self.datadir)
         pwfile = self.root / "password"
