@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -51,7 +51,6 @@ class DeviceType:
     messages: Mapping[str, Message]
     offline_after_s: float = 3 * 3600  # silence after which the device counts as offline
     off_wrist_max_s: float | None = None  # wearables: how long "not worn" may last before an alert
-    sample_payloads: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def message(self, suffix: str) -> Message:
         """The declared message for a topic suffix."""

@@ -216,7 +216,7 @@ class Writer:
             if self._on_committed is not None and (committed.alerts or committed.messages):
                 await self._on_committed(committed)
 
-    async def _write(self, batch: Batch) -> Committed:  # noqa: PLR0912 - one branch per table, in order
+    async def _write(self, batch: Batch) -> Committed:
         started = time.perf_counter()
         alerts: list[tuple[int, bool, Trigger]] = []
         duplicates = 0
@@ -256,12 +256,8 @@ class Writer:
                     batch.dead,
                 )
             # Only a first delivery raises alerts; a redelivered message finds its event already stored.
-            for key, triggers in batch.event_triggers.items():
-                if key in new_events:
-                    for trigger in triggers:
-                        alert_id, created = await raise_alert(conn, trigger)
-                        alerts.append((alert_id, created, trigger))
-            for trigger in batch.triggers:
+            due = [t for key, ts in batch.event_triggers.items() if key in new_events for t in ts]
+            for trigger in due + batch.triggers:
                 alert_id, created = await raise_alert(conn, trigger)
                 alerts.append((alert_id, created, trigger))
         elapsed_ms = (time.perf_counter() - started) * 1000
