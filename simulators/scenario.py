@@ -67,11 +67,12 @@ class Event(_Strict):
 
 
 class TimelineEntrySpec(_Strict):
-    """What a timeline entry must contain: its kind and, optionally, details values."""
+    """What a timeline entry must contain: its kind (or one of several) and, optionally, details values."""
 
-    kind: str
+    kind: str | list[str]
     step: int | None = None
     recipient_kind: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict, description="values the entry's details must have")
 
 
 class Expectation(_Strict):

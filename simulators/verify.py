@@ -238,9 +238,11 @@ def describe(x: Expectation) -> str:
         return f"no {what}alert for {x.household} during the run"
     if x.entry is not None:
         e = x.entry
-        parts = [f"step {e.step}" if e.step is not None else "", f"to {e.recipient_kind}" if e.recipient_kind else ""]
+        parts = [f"step {e.step}" if e.step is not None else "", f"to {e.recipient_kind}" if e.recipient_kind else "",
+                 f"details {e.details}" if e.details else ""]
         what = " ".join(p for p in parts if p)
-        return f"{x.timeline} alert of {x.household}: '{e.kind}' {what} within {x.within:g} s"
+        kinds = e.kind if isinstance(e.kind, str) else "' or '".join(e.kind)
+        return f"{x.timeline} alert of {x.household}: '{kinds}' {what} within {x.within:g} s"
     assert x.absent is not None
     return f"{x.timeline} alert of {x.household}: no '{x.absent.kind}' step {x.absent.step} by the end"
 
@@ -258,11 +260,12 @@ def _alert_matches(alert: dict[str, Any], x: Expectation) -> list[str]:
 
 
 def _entry_matches(entry: dict[str, Any], spec: Any) -> bool:
-    if entry["kind"] != spec.kind:
+    if entry["kind"] not in ([spec.kind] if isinstance(spec.kind, str) else spec.kind):
         return False
     d = entry["details"]
     return (spec.step is None or d.get("step") == spec.step) and (
-        spec.recipient_kind is None or d.get("recipient_kind") == spec.recipient_kind)
+        spec.recipient_kind is None or d.get("recipient_kind") == spec.recipient_kind) and all(
+        d.get(key) == value for key, value in spec.details.items())
 
 
 async def check(run: Run, x: Expectation, final: bool) -> Outcome | None:

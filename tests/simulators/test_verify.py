@@ -37,13 +37,19 @@ expect:
   - {alert: sos, household: a, after: press, within: 2, severity: low}
   - {alert: smoke, household: a, after: press, within: 1}
   - {no_alert: sos, household: a}
+  - {timeline: sos, household: a, after: press, within: 2,
+     entry: {kind: [created, retriggered], details: {device_type: wristband, location_known: true}}}
+  - {timeline: sos, household: a, after: press, within: 2,
+     entry: {kind: [created, retriggered], details: {device_type: radar}}}
 """)
     async with HubApi(f"http://127.0.0.1:{settings.api_port}", "op", "op-pw") as api:
         target = Target(api, ApiProvisioner(api), "127.0.0.1", services.broker.port, settings.mqtt_topic_root)
         result = await run_scenario(scenario, target)
     text = report(result)
     assert not result.passed
-    assert [o.passed for o in result.outcomes] == [False, False, False]
+    # The entry matcher: one of several kinds, and details values that must all match.
+    assert [o.passed for o in result.outcomes] == [False, False, False, True, False]
     assert "severity critical (severity critical)" in text
     assert "no smoke alert" in text and "alerts: sos" in text
     assert "raised: sos#" in text
+    assert "'created' or 'retriggered' details {'device_type': 'radar'}" in text
