@@ -114,6 +114,25 @@ def build_config(
                             call_centre_phone, concurrency)
 
 
+_TIMER_COLUMNS = ("alert_id", "step", "due_at", "reminders", "origin_at", "phase", "jump", "reason")
+# Under load every round trip waits for the ingest loop's next slice, so claiming the timer and
+# reading its alert is one statement.
+_CLAIM = (
+    "WITH due AS (SELECT alert_id FROM alert_timers"
+    "  WHERE (due_at <= %(now)s OR origin_at IS NULL OR jump IS NOT NULL)"
+    "    AND (claimed_until IS NULL OR claimed_until < clock_timestamp())"
+    "  ORDER BY jump IS NULL, due_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
+    " UPDATE alert_timers t SET claimed_by = %(token)s,"
+    "  claimed_until = clock_timestamp() + make_interval(secs => %(lease)s)"
+    " FROM due, alerts a JOIN residents r ON r.id = a.resident_id JOIN households h ON h.id = a.household_id"
+    " WHERE t.alert_id = due.alert_id AND a.id = due.alert_id"
+    " RETURNING t.alert_id, t.step, t.due_at, t.reminders, t.origin_at, t.phase, t.jump, t.reason,"
+    "  a.id, a.type, a.severity, a.active, a.acknowledged_at, a.closed_at, a.resident_id,"
+    "  a.household_id, a.region_path, a.first_ts, a.created_at, a.location, a.details, a.source_device,"
+    "  r.name AS resident_name, r.risk_flags, h.address"
+)
+
+
 @dataclass
 class _Job:
     """One claimed timer row with its alert."""
@@ -253,31 +272,15 @@ class Engine:
         return processed
 
     async def _claim(self) -> _Job | None:
-        """Take a lease on one due timer; rows new, confirmed or past due are due."""
+        """Lease one due timer (new, confirmed or past due) and read its alert, in one round trip."""
         token = uuid.uuid4()
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            timer = await (await cur.execute(
-                "WITH due AS (SELECT alert_id FROM alert_timers"
-                "  WHERE (due_at <= %(now)s OR origin_at IS NULL OR jump IS NOT NULL)"
-                "    AND (claimed_until IS NULL OR claimed_until < clock_timestamp())"
-                "  ORDER BY jump IS NULL, due_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
-                " UPDATE alert_timers t SET claimed_by = %(token)s,"
-                "  claimed_until = clock_timestamp() + make_interval(secs => %(lease)s)"
-                " FROM due WHERE t.alert_id = due.alert_id"
-                " RETURNING t.alert_id, t.step, t.due_at, t.reminders, t.origin_at, t.phase, t.jump, t.reason",
-                {"now": self._clock(), "token": token, "lease": LEASE_S},
-            )).fetchone()
-            if timer is None:
-                return None
-            alert = await (await cur.execute(
-                "SELECT a.id, a.type, a.severity, a.active, a.acknowledged_at, a.closed_at, a.resident_id,"
-                " a.household_id, a.region_path, a.first_ts, a.created_at, a.location, a.details, a.source_device,"
-                " r.name AS resident_name, r.risk_flags, h.address"
-                " FROM alerts a JOIN residents r ON r.id = a.resident_id JOIN households h ON h.id = a.household_id"
-                " WHERE a.id = %s", (timer["alert_id"],))).fetchone()
-        assert alert is not None  # the timer row references the alert
-        return _Job(token, timer, alert)
+            row = await (await cur.execute(_CLAIM, {"now": self._clock(), "token": token, "lease": LEASE_S})).fetchone()
+        if row is None:
+            return None
+        timer = {k: row.pop(k) for k in _TIMER_COLUMNS}
+        return _Job(token, timer, row)
 
     async def _renew(self, job: _Job) -> None:
         while True:
@@ -532,25 +535,28 @@ class Engine:
         """Write the timeline and feed, then move the timer on if this worker still holds the claim."""
         alert = job.alert
         alert_id = alert["id"]
+        # Pipeline mode: the timeline, feed and timer statements go out together, one round trip in all.
         async with self._pool.connection() as conn, conn.transaction():
-            for kind, details in out.events:
-                await add_event(conn, alert_id, kind, "engine", details)
-            for dispatch_id, ok in out.dispatch_delivered:
-                await conn.execute("UPDATE alert_dispatches SET delivered = %s WHERE id = %s", (ok, dispatch_id))
-            for change in out.changes:
-                await feed(conn, "alert", alert["region_path"], alert["resident_id"],
-                           {"alert_id": alert_id, "type": alert["type"], "severity": alert["severity"], **change})
-            if out.delete:
-                await conn.execute("DELETE FROM alert_timers WHERE alert_id = %s AND claimed_by = %s",
-                                   (alert_id, job.token))
-                return
-            t = {**{k: job.timer[k] for k in ("step", "due_at", "reminders", "origin_at", "phase", "reason")},
-                 **out.timer}
-            cur = await conn.execute(
-                "UPDATE alert_timers SET step = %(step)s, due_at = %(due_at)s, reminders = %(reminders)s,"
-                " origin_at = %(origin_at)s, phase = %(phase)s, reason = %(reason)s, jump = NULL,"
-                " claimed_by = NULL, claimed_until = NULL WHERE alert_id = %(alert_id)s AND claimed_by = %(token)s",
-                {**t, "alert_id": alert_id, "token": job.token})
+            async with conn.pipeline():
+                for kind, details in out.events:
+                    await add_event(conn, alert_id, kind, "engine", details)
+                for dispatch_id, ok in out.dispatch_delivered:
+                    await conn.execute("UPDATE alert_dispatches SET delivered = %s WHERE id = %s", (ok, dispatch_id))
+                for change in out.changes:
+                    await feed(conn, "alert", alert["region_path"], alert["resident_id"],
+                               {"alert_id": alert_id, "type": alert["type"], "severity": alert["severity"], **change})
+                if out.delete:
+                    await conn.execute("DELETE FROM alert_timers WHERE alert_id = %s AND claimed_by = %s",
+                                       (alert_id, job.token))
+                    return
+                t = {**{k: job.timer[k] for k in ("step", "due_at", "reminders", "origin_at", "phase", "reason")},
+                     **out.timer}
+                cur = await conn.execute(
+                    "UPDATE alert_timers SET step = %(step)s, due_at = %(due_at)s, reminders = %(reminders)s,"
+                    " origin_at = %(origin_at)s, phase = %(phase)s, reason = %(reason)s, jump = NULL,"
+                    " claimed_by = NULL, claimed_until = NULL"
+                    " WHERE alert_id = %(alert_id)s AND claimed_by = %(token)s",
+                    {**t, "alert_id": alert_id, "token": job.token})
             if cur.rowcount == 0:
                 # Acknowledged (row deleted) or confirmed as an emergency (row re-armed) meanwhile.
                 log.info("escalation timer of alert %s changed while step ran; left as is", alert_id)
