@@ -31,7 +31,14 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(Path("var"), description="Where the private services, credentials and logs live.")
     embedded_pg_port: Port = Field(55432, description="Port of the private PostgreSQL (loopback only).")
-    embedded_mqtt_port: Port = Field(18830, description="Port of the private Mosquitto (loopback only).")
+    embedded_mqtt_port: Port = Field(
+        18830, description="Port of the private Mosquitto (loopback only) for the hub's own services."
+    )
+    embedded_mqtt_device_port: Port = Field(
+        18831,
+        description="Port devices connect to on the private Mosquitto (loopback only). There the account name is "
+        "the client id, so no device can take over another's session; 0: no such listener.",
+    )
     mqtt_tls_port: Port = Field(
         0, description="Port of the private Mosquitto's TLS listener (loopback only); 0: no TLS listener."
     )

@@ -60,13 +60,15 @@ def _start_services(settings: Settings, data: Path, services: ExitStack) -> tupl
     if settings.mqtt_url is not None:
         return db_url, settings.mqtt_url, CredentialStore(settings.passwd_file, settings.mqtt_reload_pid_file)
     broker = MosquittoInstance(data / "mosquitto", settings.embedded_mqtt_port, tls_port=settings.mqtt_tls_port,
-                               tls_dir=settings.tls_dir.resolve())
+                               tls_dir=settings.tls_dir.resolve(), device_port=settings.embedded_mqtt_device_port)
     password = account_password(data, "hub")
     store = prepare_broker_accounts(broker, settings, password)
     store.set_password("gw-watch3g", account_password(data, "gw-watch3g"))
     broker.start()
     services.callback(broker.stop)
     print(f"  private Mosquitto on 127.0.0.1:{broker.port}", flush=True)
+    if broker.device_port:
+        print(f"  private Mosquitto device listener on 127.0.0.1:{broker.device_port}", flush=True)
     if broker.tls_port:
         print(f"  private Mosquitto TLS listener on 127.0.0.1:{broker.tls_port} (CA: {settings.tls_dir}/ca.crt)",
               flush=True)
@@ -91,15 +93,18 @@ async def _run(settings: Settings) -> None:
         services.callback(_stop_children, workers)
         if workers:
             print(f"  {settings.workers} ingestion workers (shared subscription)", flush=True)
+        # Gateways and the demo fleet are devices: on the private broker they use its device listener.
+        device_port = settings.embedded_mqtt_device_port or settings.embedded_mqtt_port
         gateway_url = settings.watch_gateway_mqtt_url or (
             None if settings.mqtt_url else
-            f"mqtt://gw-watch3g:{account_password(data, 'gw-watch3g')}@127.0.0.1:{settings.embedded_mqtt_port}")
+            f"mqtt://gw-watch3g:{account_password(data, 'gw-watch3g')}@127.0.0.1:{device_port}")
         tasks = []
         if settings.watch_gateway_port and gateway_url:
             tasks.append(asyncio.create_task(_watch_gateway(settings, gateway_url)))
             print(f"  3G-watch gateway on {settings.watch_gateway_host}:{settings.watch_gateway_port}", flush=True)
         if settings.demo:
-            tasks.append(asyncio.create_task(_demo(settings, db_url, mqtt_url, store, stop)))
+            demo_url = mqtt_url if settings.mqtt_url else f"mqtt://127.0.0.1:{device_port}"
+            tasks.append(asyncio.create_task(_demo(settings, db_url, demo_url, store, stop)))
         print(f"  dashboard: http://{settings.api_host}:{settings.api_port}/console   API docs: /docs", flush=True)
         if settings.demo:
             print("  demo login: demo / demo (operator)", flush=True)
@@ -114,7 +119,7 @@ async def _run(settings: Settings) -> None:
     print("stopped; data kept in", data, flush=True)
 
 
-async def _demo(settings: Settings, db_url: str, mqtt_url: str, store: CredentialStore, stop: asyncio.Event) -> None:
+async def _demo(settings: Settings, db_url: str, broker_url: str, store: CredentialStore, stop: asyncio.Event) -> None:
     from urllib.parse import urlsplit
 
     from simulators import demo
@@ -127,7 +132,7 @@ async def _demo(settings: Settings, db_url: str, mqtt_url: str, store: Credentia
         async with await psycopg.AsyncConnection.connect(db_url) as conn:
             devices = await demo.seed(conn, store, settings.demo_households, random.Random(1))  # noqa: S311 - demo data, not secrets
         demo.save(devices, fleet_file)
-    parts = urlsplit(mqtt_url)
+    parts = urlsplit(broker_url)
     await asyncio.sleep(2)  # let the hub subscribe first so the first SOS is not the one it misses
     log.info("demo fleet: %d devices in %d households", len(devices), settings.demo_households)
     await demo.run_fleet(devices, parts.hostname or "127.0.0.1", parts.port or 1883, settings.mqtt_topic_root, stop)

@@ -20,7 +20,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", default="demo", help="operator or admin account (default %(default)s)")
     p.add_argument("--password", default="demo")
     p.add_argument("--mqtt-host", default="127.0.0.1")
-    p.add_argument("--mqtt-port", type=int, default=18830, help="broker port (default: make run's %(default)s)")
+    p.add_argument("--mqtt-port", type=int, default=18831,
+                   help="broker port for devices (default: make run's device listener, %(default)s)")
     p.add_argument("--root", default="eldercare/v1", help="native topic root")
     p.add_argument("--region", default="sz/futian/lianhua", help="region path the households are created in")
     p.add_argument("--db-url", help="provision straight into this database instead of the API (needs --passwd-file)")

@@ -66,7 +66,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     base = open_to_services(tmp_path_factory.mktemp("services"))
     pg = PostgresInstance(base / "pg", free_port())
     pg.start()
-    broker = MosquittoInstance(base / "mosquitto", free_port())
+    broker = MosquittoInstance(base / "mosquitto", free_port(), device_port=free_port())
     broker.root.mkdir(parents=True)
     broker.acl_file.write_text(acl_text(TEST_ROOT_PATTERN, "hub", {"gw-watch3g": "t/+/v1/watch3g/#",
                                                                    "zigbee2mqtt": "z2m/#"}))
@@ -229,7 +229,7 @@ def world(db_url: str, services: Services, topic_root: str) -> World:
 
 
 class DeviceClients:
-    """Connects simulated devices to the test broker with their own credentials."""
+    """Connects simulated devices to the test broker's device listener with their own credentials."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -240,7 +240,7 @@ class DeviceClients:
 
         last: Exception | None = None
         for _ in range(40):
-            client = aiomqtt.Client("127.0.0.1", self.services.broker.port, username=username,
+            client = aiomqtt.Client("127.0.0.1", self.services.broker.device_port, username=username,
                                     password=password, identifier=f"{username}-{uuid.uuid4().hex[:6]}",
                                     **kwargs)  # type: ignore[arg-type]
             try:

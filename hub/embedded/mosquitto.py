@@ -29,6 +29,7 @@ class MosquittoInstance:
     port: int
     max_connections: int = 20000
     tls_port: int = 0  # 0: no TLS listener
+    device_port: int = 0  # 0: no separate plain listener for devices
     tls_dir: Path | None = None  # holds ca.crt, server.crt, server.key (scripts/make-ca.sh)
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -62,14 +63,24 @@ class MosquittoInstance:
             f"persistence_location {self.root / 'data'}/",
             f"password_file {self.passwd_file}",
             f"acl_file {self.acl_file}",
+            # The hub's workers and the test tools connect here: several connections share one account.
             f"listener {self.port} 127.0.0.1",
             f"max_connections {self.max_connections}",
         ]
+        # On device-facing listeners the account name is the client id, so a device that knows another
+        # device's client id cannot take over its session and knock it offline (one connection per account).
+        # per_listener_settings is false in the policy: the same accounts and ACL apply on every listener.
+        if self.device_port:
+            lines += [
+                f"listener {self.device_port} 127.0.0.1",
+                f"max_connections {self.max_connections}",
+                "use_username_as_clientid true",
+            ]
         if self.tls_port:
-            # per_listener_settings is false in the policy: the same accounts and ACL apply here.
             lines += [
                 f"listener {self.tls_port} 127.0.0.1",
                 f"max_connections {self.max_connections}",
+                "use_username_as_clientid true",
                 f"certfile {self.tls_files / 'server.crt'}",
                 f"keyfile {self.tls_files / 'server.key'}",
                 f"cafile {self.tls_files / 'ca.crt'}",
@@ -95,6 +106,8 @@ class MosquittoInstance:
         if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
             raise EmbeddedError("mosquitto is not installed; run scripts/bootstrap.sh")
         ensure_port_free(self.port, "private Mosquitto", "ELDERCARE_EMBEDDED_MQTT_PORT")
+        if self.device_port:
+            ensure_port_free(self.device_port, "private Mosquitto (devices)", "ELDERCARE_EMBEDDED_MQTT_DEVICE_PORT")
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         if self.tls_port:
             ensure_port_free(self.tls_port, "private Mosquitto (TLS)", "ELDERCARE_MQTT_TLS_PORT")
@@ -110,6 +123,8 @@ class MosquittoInstance:
         log = self.root / "mosquitto.log"
         self._proc = spawn([binary, "-c", str(conf)], log, user)
         wait_for_port(self.port, self._proc, "private Mosquitto", log)
+        if self.device_port:
+            wait_for_port(self.device_port, self._proc, "private Mosquitto (devices)", log)
         if self.tls_port:
             wait_for_port(self.tls_port, self._proc, "private Mosquitto (TLS)", log)
 

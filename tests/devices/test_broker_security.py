@@ -109,3 +109,49 @@ def test_password_hash_matches_mosquitto_format():
     assert hashed.startswith("$7$101$")
     assert verify_password("s3cret", hashed)
     assert not verify_password("other", hashed)
+
+
+async def test_a_device_cannot_take_over_another_devices_session(world, services, topic_root):
+    """On the device listener the account is the client id: reusing a victim's client id kicks nobody."""
+    await world.resident("R1")
+    victim_pw = await world.device("WBV", "wristband", "R1")
+    attacker_pw = await world.device("WBX", "wristband", "R1")
+    listener = await _hub_listener(services, topic_root)
+    lost: list[str] = []
+    victim = aiomqtt.Client("127.0.0.1", services.broker.device_port, username="WBV", password=victim_pw,
+                            identifier="WBV")
+    attacker = aiomqtt.Client("127.0.0.1", services.broker.device_port, username="WBX", password=attacker_pw,
+                              identifier="WBV")  # the victim's client id
+    await victim.__aenter__()
+    try:
+        await attacker.__aenter__()
+        await asyncio.sleep(0.5)
+        try:
+            await victim.publish(world.topic("wristband", "WBV", "sos"), message({"location": None}), qos=1,
+                                 timeout=2)
+        except aiomqtt.MqttError as err:
+            lost.append(type(err).__name__)
+        got = await _received(listener)
+        await attacker.__aexit__(None, None, None)
+    finally:
+        with contextlib.suppress(aiomqtt.MqttError):
+            await victim.__aexit__(None, None, None)
+        await listener.__aexit__(None, None, None)
+    assert lost == []
+    assert world.topic("wristband", "WBV", "sos") in got
+
+
+async def test_on_the_services_listener_a_shared_client_id_does_take_over(world, services, topic_root):
+    """The contrast that shows the device listener's setting matters (the services port is loopback-only)."""
+    await world.resident("R1")
+    victim_pw = await world.device("WBY", "wristband", "R1")
+    attacker_pw = await world.device("WBZ", "wristband", "R1")
+    victim = aiomqtt.Client("127.0.0.1", services.broker.port, username="WBY", password=victim_pw, identifier="WBY")
+    attacker = aiomqtt.Client("127.0.0.1", services.broker.port, username="WBZ", password=attacker_pw,
+                              identifier="WBY")
+    await victim.__aenter__()
+    await attacker.__aenter__()
+    await asyncio.sleep(0.5)
+    with pytest.raises(aiomqtt.MqttError):
+        await victim.publish(world.topic("wristband", "WBY", "heartbeat"), b"{}", qos=1, timeout=2)
+    await attacker.__aexit__(None, None, None)

@@ -144,3 +144,13 @@ def test_runtime_conf_adds_the_tls_listener_after_the_policy(tmp_path: Path) -> 
     assert "tls_version tlsv1.2" in added
     assert added.index("listener 8883") < added.index("certfile") < added.index("keyfile")
     assert "listener 8883" not in MosquittoInstance(tmp_path, 1883).runtime_conf()
+
+
+def test_device_facing_listeners_use_the_account_as_client_id(tmp_path: Path) -> None:
+    conf = MosquittoInstance(tmp_path, 1883, tls_port=8883, tls_dir=tmp_path, device_port=1884).runtime_conf()
+    added = conf.partition("# --- added by hub/embedded/mosquitto.py")[2]
+    services, rest = added.split("listener 1884", 1)
+    device, tls = rest.split("listener 8883", 1)
+    assert "use_username_as_clientid" not in services  # the hub's workers share one account
+    assert "use_username_as_clientid true" in device
+    assert "use_username_as_clientid true" in tls

@@ -38,7 +38,8 @@ async def test_provision_then_revoke(world, settings, services, devices):
     assert services.store.hashed("CLI1") is None
     await asyncio.sleep(0.5)  # the broker reloads its password file on SIGHUP
     with pytest.raises(aiomqtt.MqttError):
-        async with aiomqtt.Client("127.0.0.1", services.broker.port, username="CLI1", password=out["mqtt_password"]):
+        async with aiomqtt.Client("127.0.0.1", services.broker.device_port, username="CLI1",
+                                  password=out["mqtt_password"]):
             pass
 
 

@@ -40,7 +40,7 @@ async def test_households_publish_decodable_messages_as_themselves(world, servic
     listener = asyncio.create_task(_collect(services, f"{topic_root}/#", got, ready))
     await ready.wait()
     stats = Stats()
-    fleet = Fleet(houses, direct_links(houses, "127.0.0.1", services.broker.port, topic_root, stats),
+    fleet = Fleet(houses, direct_links(houses, "127.0.0.1", services.broker.device_port, topic_root, stats),
                   clock_for(3600, 4), stats, seed=3, imu_rate_hz=25)
     await fleet.run(asyncio.Event(), duration_s=4)
     await asyncio.sleep(0.3)
@@ -63,7 +63,7 @@ async def test_zigbee2mqtt_gateway_carries_a_households_sensors_on_one_connectio
     services.store.set_password("zigbee2mqtt", password)
     houses = make_households(3, "tg", random.Random(2))
     stats = Stats()
-    links, left = gateway_links(houses, "z2m", 20, "127.0.0.1", services.broker.port, "zigbee2mqtt", password,
+    links, left = gateway_links(houses, "z2m", 20, "127.0.0.1", services.broker.device_port, "zigbee2mqtt", password,
                                 "t/x/v1", stats, z2m_base="z2m/x")
     assert {d.device_type for d in left} == {"wristband"}
     assert len(links) == 1 and len(links[0].devices) == sum(len(h.devices) for h in houses) - 3

@@ -43,7 +43,7 @@ expect:
      entry: {kind: [created, retriggered], details: {device_type: radar}}}
 """)
     async with HubApi(f"http://127.0.0.1:{settings.api_port}", "op", "op-pw") as api:
-        target = Target(api, ApiProvisioner(api), "127.0.0.1", services.broker.port, settings.mqtt_topic_root)
+        target = Target(api, ApiProvisioner(api), "127.0.0.1", services.broker.device_port, settings.mqtt_topic_root)
         result = await run_scenario(scenario, target)
     text = report(result)
     assert not result.passed

@@ -28,7 +28,7 @@ async def test_watch_sos_without_fix_reaches_an_alert_with_last_known_location(r
     await world.device(WATCH, "watch3g", rid)
     services.store.set_password("gw-watch3g", "gw-secret")
     port = free_port()
-    gateway = asyncio.create_task(serve("127.0.0.1", port, "127.0.0.1", services.broker.port, "gw-watch3g",
+    gateway = asyncio.create_task(serve("127.0.0.1", port, "127.0.0.1", services.broker.device_port, "gw-watch3g",
                                         "gw-secret", root=settings.mqtt_topic_root))
     try:
         for _ in range(100):
