@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from hub.health import Component, Health
+from hub.worker_stats import combined
 
 if TYPE_CHECKING:
     from hub.service import Hub
@@ -116,7 +117,18 @@ class HubCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Called by prometheus_client on every scrape."""
         health = self._hub.health
-        yield from _counters(health)
+        others = self._hub.other_workers.workers if self._hub.settings.workers > 1 else []
+        # Counters cover every worker (the others' last snapshots); a restarted worker's reset shows as a drop.
+        yield from _counters(combined(health.counters, others))
+        if self._hub.settings.workers > 1:
+            up = GaugeMetricFamily("eldercare_worker_up", "1 when the worker's snapshot is fresh and it is ready.",
+                                   labels=["worker"])
+            up.add_metric(["0"], 1.0 if health.database.ok and health.broker.ok else 0.0)
+            fresh = {w.index: w for w in others}
+            for i in range(1, self._hub.settings.workers):
+                w = fresh.get(i)
+                up.add_metric([str(i)], 1.0 if w is not None and w.ready and not w.stale else 0.0)
+            yield up
         yield from _components(health)
         depth = GaugeMetricFamily("eldercare_queue_depth", "Messages waiting in the hub's inbound queues.",
                                   labels=["queue"])
@@ -137,8 +149,7 @@ class HubCollector(Collector):
         yield from _summary(self._cache.summary)
 
 
-def _counters(health: Health) -> Iterator[Metric]:
-    counters = dict(health.counters)
+def _counters(counters: dict[str, int]) -> Iterator[Metric]:
     for key, (name, help_text) in COUNTERS.items():
         yield CounterMetricFamily(name, help_text, value=counters.get(key, 0))
     for prefix, (name, label, help_text) in LABELLED.items():
@@ -188,6 +199,7 @@ class Exporter:
     """One hub's metrics registry; `render` refreshes the cache when stale and returns the exposition."""
 
     def __init__(self, hub: Hub, refresh_s: float = REFRESH_S) -> None:
+        self._hub = hub
         self.cache = SummaryCache(hub.pool, refresh_s)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(HubCollector(hub, self.cache))
@@ -195,4 +207,6 @@ class Exporter:
     async def render(self) -> bytes:
         """The text exposition format (version 0.0.4)."""
         await self.cache.refresh()
+        if self._hub.settings.workers > 1:
+            await self._hub.other_workers.refresh()
         return generate_latest(self.registry)

@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts.engine import Engine
 from devices.registry import device_types
+from hub import worker_stats
 from hub.detection import device_health
 from hub.detection.geofence import Geofences
 from hub.detection.home import HomeWatch
@@ -76,6 +77,7 @@ class Hub:
             zigbee2mqtt_base=self.settings.zigbee2mqtt_base_topic, partition=self.partition,
         )
         self.home = HomeWatch(self.pool, owns=self.partition.owns_resident)
+        self.other_workers = worker_stats.Others(self.pool, self.settings.worker_index, self.settings.workers)
         self.geofences = Geofences(self.pool)
         self.pipeline.detectors = [WristFalls(), self.home, self.geofences]
 
@@ -181,6 +183,9 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
                 tg.create_task(hub.home.run(hub.writer.add_triggers, hub.caps.timescaledb), name="home-detection"),
                 tg.create_task(_every(300, hub.geofences.refresh), name="safe-zones"),
             ]
+            if not hub.primary:  # only worker 0 serves /health and /metrics; it reads these snapshots
+                tasks.append(tg.create_task(worker_stats.run(hub.pool, settings.worker_index, hub.health,
+                                                             hub.health_report), name="worker-stats"))
             if hub.primary:  # database-driven jobs need only one runner
                 tasks += [
                     tg.create_task(hub.engine.run(), name="escalation"),

@@ -4,7 +4,8 @@
   means "restart me"; a database or broker outage is *not* a reason, so it never fails for one.
 - `/health/ready`: the hub can take and store messages now (database and broker both up).
   A failing readiness probe means "do not send traffic / page the operator", not "restart".
-- `/health`: both, plus the detail (outages, last outage length, ingestion counters).
+- `/health`: both, plus the detail (outages, last outage length, ingestion counters). With several
+  workers, also each other worker's last snapshot and the counters summed over all of them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from hub.api.deps import HubDep
+from hub.worker_stats import combined
 
 router = APIRouter(tags=["health"])
 
@@ -25,6 +27,14 @@ async def health(hub: HubDep) -> JSONResponse:
     body: dict[str, Any] = hub.health_report()
     body["liveness"] = {"live": True}
     body["readiness"] = hub.health.readiness()
+    if hub.settings.workers > 1:
+        others = await hub.other_workers.refresh()
+        seen = {w.index for w in others}
+        body["workers"] = [w.as_dict() for w in others] + [
+            {"worker": i, "ready": False, "stale": True, "age_s": None, "counters": {}, "gauges": {}}
+            for i in range(1, hub.settings.workers) if i not in seen]
+        body["workers_ok"] = all(w["ready"] and not w["stale"] for w in body["workers"])
+        body["ingest_all_workers"] = {"counters": dict(sorted(combined(hub.health.counters, others).items()))}
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 

@@ -9,35 +9,9 @@ import psycopg
 import pytest
 
 from hub.ingest.partition import Partition
-from hub.service import Hub, serve
 from simulators.native import message
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def two_workers(settings):
-    hubs, stops, tasks = [], [], []
-    for index in range(2):
-        s = settings.model_copy(update={"workers": 2, "worker_index": index})
-        hub = Hub(s, s.db_url, s.mqtt_url)
-        stop = asyncio.Event()
-        hubs.append(hub)
-        stops.append(stop)
-        tasks.append(asyncio.create_task(serve(hub, stop)))
-    deadline = time.monotonic() + 10
-    while not all(h.health.broker.ok for h in hubs):
-        assert time.monotonic() < deadline, "workers did not connect"
-        for t in tasks:
-            if t.done():
-                t.result()
-        await asyncio.sleep(0.05)
-    try:
-        yield hubs
-    finally:
-        for stop in stops:
-            stop.set()
-        await asyncio.wait_for(asyncio.gather(*tasks), 20)
 
 
 async def test_sos_from_many_devices_each_alerted_once(two_workers, world, devices, settings):
