@@ -86,46 +86,35 @@ class Stats:
 
 
 class Link:
-    """What the fleet needs from a connection (a device's own, or a shared gateway's)."""
+    """A connection the fleet publishes through (a device's own, or a shared gateway's): it stays up,
+    reconnects after drops with jittered backoff, and can be severed like a dying device."""
 
     devices: list[SimDevice]
-    ready: asyncio.Event
+    label: str  # seeds the jitter and names the link in debug logs
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Keep the connection up until `stop`."""
-        raise NotImplementedError
-
-    def sever(self, offline_s: float = 0.0) -> None:
-        """Drop the connection uncleanly; stay away `offline_s` seconds."""
-        raise NotImplementedError
-
-    async def publish(self, device: SimDevice, message: str, payload: bytes, qos: int) -> bool:
-        """Publish one message of `device`; False when it had to be dropped."""
-        raise NotImplementedError
-
-
-class DirectLink(Link):
-    """One device's own connection, with its own credentials and a retained availability + last will."""
-
-    def __init__(self, device: SimDevice, host: str, port: int, root: str, stats: Stats) -> None:
-        self.device = device
-        self.devices = [device]
-        self._host, self._port, self._root = host, port, root
+    def __init__(self, host: str, port: int, stats: Stats) -> None:
+        self._host, self._port = host, port
         self._stats = stats
         self.client: aiomqtt.Client | None = None
         self.ready = asyncio.Event()
         self._drop = asyncio.Event()
         self.offline_until = 0.0
 
-    def topic(self, device: SimDevice, message: str) -> str:
-        """The native topic of one of this link's devices."""
-        return f"{self._root}/{device.device_type}/{device.device_id}/{message}"
+    def _connect(self) -> aiomqtt.Client:
+        """A new (not yet entered) client with this link's account and last will."""
+        raise NotImplementedError
+
+    async def _announce(self, client: aiomqtt.Client) -> None:
+        """Say online for every device the link carries, after each connect."""
+        raise NotImplementedError
+
+    async def publish(self, device: SimDevice, message: str, payload: bytes, qos: int) -> bool:
+        """Publish one message of `device`; False when it had to be dropped."""
+        raise NotImplementedError
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Stay connected until `stop`; reconnect after drops, with jitter unless in a storm."""
-        rng = random.Random(self.device.device_id)
-        avail = self.topic(self.device, "availability")
-        will = aiomqtt.Will(avail, json.dumps({"v": 1, "state": "offline"}), qos=1, retain=True)
+        """Stay connected until `stop`; reconnect after drops, with jitter unless severed on purpose."""
+        rng = random.Random(self.label)
         backoff = 0.5
         while not stop.is_set():
             wait = self.offline_until - time.monotonic()
@@ -134,13 +123,11 @@ class DirectLink(Link):
                     await asyncio.wait_for(stop.wait(), wait)
                 continue
             self._drop.clear()
-            client = aiomqtt.Client(self._host, self._port, identifier=f"sim-{self.device.device_id}",
-                                    username=self.device.device_id, password=self.device.password,
-                                    will=will, keepalive=60, timeout=10)
+            client = self._connect()
             try:
                 async with client:
                     self.client = client
-                    await client.publish(avail, json.dumps({"v": 1, "state": "online"}), qos=1, retain=True)
+                    await self._announce(client)
                     self._stats.connected += 1
                     self.ready.set()
                     backoff = 0.5
@@ -153,7 +140,7 @@ class DirectLink(Link):
             except aiomqtt.MqttError as err:
                 if not self._drop.is_set() and not stop.is_set():
                     self._stats.errors += 1
-                    log.debug("device %s: %s", self.device.device_id, err)
+                    log.debug("link %s: %s", self.label, err)
                     await asyncio.sleep(backoff * rng.uniform(0.5, 1.5))
                     backoff = min(backoff * 2, 10.0)
             finally:
@@ -162,11 +149,37 @@ class DirectLink(Link):
                 self._stats.reconnects += 1
 
     def sever(self, offline_s: float = 0.0) -> None:
-        """Cut the TCP connection without DISCONNECT, so the broker publishes the last will."""
+        """Cut the TCP connection without DISCONNECT (the broker publishes the last will); stay away `offline_s`."""
         self.offline_until = time.monotonic() + offline_s
         self._drop.set()
         if self.client is not None:
             _cut(self.client)
+
+
+class DirectLink(Link):
+    """One device's own connection, with its own credentials and a retained availability + last will."""
+
+    def __init__(self, device: SimDevice, host: str, port: int, root: str, stats: Stats) -> None:
+        super().__init__(host, port, stats)
+        self.device = device
+        self.devices = [device]
+        self.label = device.device_id
+        self._root = root
+
+    def topic(self, device: SimDevice, message: str) -> str:
+        """The native topic of one of this link's devices."""
+        return f"{self._root}/{device.device_type}/{device.device_id}/{message}"
+
+    def _connect(self) -> aiomqtt.Client:
+        will = aiomqtt.Will(self.topic(self.device, "availability"), json.dumps({"v": 1, "state": "offline"}),
+                            qos=1, retain=True)
+        return aiomqtt.Client(self._host, self._port, identifier=f"sim-{self.device.device_id}",
+                              username=self.device.device_id, password=self.device.password,
+                              will=will, keepalive=60, timeout=10)
+
+    async def _announce(self, client: aiomqtt.Client) -> None:
+        await client.publish(self.topic(self.device, "availability"), json.dumps({"v": 1, "state": "online"}),
+                             qos=1, retain=True)
 
     async def publish(self, device: SimDevice, message: str, payload: bytes, qos: int) -> bool:
         """Publish when connected; critical messages wait up to 10 s for the connection."""

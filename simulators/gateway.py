@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import random
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import aiomqtt
 
-from simulators.fleet import Link, Stats, _hold, settle
+from simulators.fleet import Link, Stats
 from simulators.household import Household, SimDevice
 
 log = logging.getLogger(__name__)
@@ -66,18 +62,13 @@ class GatewayLink(Link):
                  username: str, password: str, root: str, stats: Stats, z2m_base: str = Z2M_ROOT) -> None:
         if mode not in MODES:
             raise ValueError(f"gateway mode must be one of {MODES}")
-        self.name = name
+        super().__init__(host, port, stats)
+        self.name = self.label = name
         self.devices = list(devices)
         self.mode = mode
-        self._host, self._port = host, port
         self._user, self._password = username, password
         self._root = root.rstrip("/")
         self._z2m_base = z2m_base.rstrip("/")
-        self._stats = stats
-        self.client: aiomqtt.Client | None = None
-        self.ready = asyncio.Event()
-        self._drop = asyncio.Event()
-        self.offline_until = 0.0
 
     def topic(self, device: SimDevice, message: str) -> str:
         """Where a device's message goes through this gateway."""
@@ -89,48 +80,18 @@ class GatewayLink(Link):
         state = "online" if online else "offline"
         return json.dumps({"state": state} if self.mode == "z2m" else {"v": 1, "state": state}).encode()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Stay connected; announce every carried device online after each connect."""
-        rng = random.Random(self.name)
+    def _connect(self) -> aiomqtt.Client:
         will_topic = (f"{self._z2m_base}/bridge/state" if self.mode == "z2m"
                       else f"{self._root}/gateway/{self.name}/state")
         will = aiomqtt.Will(will_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
-        backoff = 0.5
-        while not stop.is_set():
-            wait = self.offline_until - time.monotonic()
-            if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), wait)
-                continue
-            self._drop.clear()
-            client = aiomqtt.Client(self._host, self._port, identifier=f"simgw-{self.name}",
-                                    username=self._user, password=self._password, will=will,
-                                    keepalive=60, timeout=30, max_queued_outgoing_messages=100_000)
-            try:
-                async with client:
-                    self.client = client
-                    for device in self.devices:
-                        await client.publish(self.topic(device, "availability"), self._availability(device, True),
-                                             qos=0, retain=True)
-                    self._stats.connected += 1
-                    self.ready.set()
-                    backoff = 0.5
-                    try:
-                        await _hold(client, self._drop, stop)
-                    finally:
-                        self._stats.connected -= 1
-                        self.ready.clear()
-                        self.client = None
-            except aiomqtt.MqttError as err:
-                if not self._drop.is_set() and not stop.is_set():
-                    self._stats.errors += 1
-                    log.debug("gateway %s: %s", self.name, err)
-                    await asyncio.sleep(backoff * rng.uniform(0.5, 1.5))
-                    backoff = min(backoff * 2, 10.0)
-            finally:
-                settle(client)
-            if self._drop.is_set() and not stop.is_set():
-                self._stats.reconnects += 1
+        return aiomqtt.Client(self._host, self._port, identifier=f"simgw-{self.name}",
+                              username=self._user, password=self._password, will=will,
+                              keepalive=60, timeout=30, max_queued_outgoing_messages=100_000)
+
+    async def _announce(self, client: aiomqtt.Client) -> None:
+        for device in self.devices:
+            await client.publish(self.topic(device, "availability"), self._availability(device, True),
+                                 qos=0, retain=True)
 
     async def publish(self, device: SimDevice, message: str, payload: bytes, qos: int) -> bool:
         """Translate (z2m) or pass through (native) and publish on the shared connection."""
