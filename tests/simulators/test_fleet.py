@@ -86,3 +86,29 @@ def test_z2m_field_mapping():
     radar = SimDevice("r1", "radar", "r", "h", "bathroom", "radar")
     assert z2m_payload(radar, "state", {"presence": True, "fall": "fall"})["fall_down_status"] == "fall"
     assert z2m_payload(door, "sos", {}) is None
+
+
+async def test_a_severed_gateway_leaves_its_last_will_and_comes_back(services):
+    password = "z2m-sever-pw"
+    services.store.set_password("zigbee2mqtt", password)
+    houses = make_households(1, "tv", random.Random(3))
+    stats = Stats()
+    links, _ = gateway_links(houses, "z2m", 20, "127.0.0.1", services.broker.device_port, "zigbee2mqtt", password,
+                             "t/y/v1", stats, z2m_base="z2m/y")
+    got: list[aiomqtt.Message] = []
+    ready = asyncio.Event()
+    listener = asyncio.create_task(_collect(services, "z2m/y/bridge/state", got, ready))
+    await ready.wait()
+    stop = asyncio.Event()
+    run = asyncio.create_task(links[0].run(stop))
+    await asyncio.wait_for(links[0].ready.wait(), 10)
+    links[0].sever(0.5)
+    await asyncio.sleep(0.2)
+    assert not links[0].ready.is_set()
+    await asyncio.wait_for(links[0].ready.wait(), 10)  # back after its half second away
+    stop.set()
+    await asyncio.wait_for(run, 10)
+    await asyncio.sleep(0.3)
+    listener.cancel()
+    assert stats.reconnects == 1 and stats.errors == 0
+    assert {"state": "offline"} in [json.loads(m.payload) for m in got]  # type: ignore[arg-type]
