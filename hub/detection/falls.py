@@ -252,15 +252,31 @@ def _check(t: Any, acc: Any) -> tuple[FloatArray, FloatArray]:
         raise InvalidSamplesError(f"expected t (N,) and acc (N, 3), got {t_arr.shape} and {a_arr.shape}")
     if len(t_arr) != len(a_arr):
         raise InvalidSamplesError(f"t has {len(t_arr)} samples but acc has {len(a_arr)}")
-    # A dropped reading is common on a radio link; losing one row is better than losing the batch.
-    keep = np.isfinite(t_arr) & ~np.isnan(a_arr).any(axis=1)
-    t_arr, a_arr = t_arr[keep], np.clip(a_arr[keep], -CLIP_G, CLIP_G)
-    order = np.argsort(t_arr, kind="stable")
-    return t_arr[order], a_arr[order]
+    # Sums are a cheap test that no row needs dropping (±inf together may also give NaN: slow path).
+    if not (np.isfinite(t_arr.sum()) and not np.isnan(a_arr.sum())):
+        # A dropped reading is common on a radio link; losing one row is better than losing the batch.
+        keep = np.isfinite(t_arr) & ~np.isnan(a_arr).any(axis=1)
+        t_arr, a_arr = t_arr[keep], a_arr[keep]
+    a_arr = np.minimum(np.maximum(a_arr, -CLIP_G), CLIP_G)  # np.clip, at half its call overhead
+    if len(t_arr) > 1 and (t_arr[1:] < t_arr[:-1]).any():
+        order = np.argsort(t_arr, kind="stable")
+        t_arr, a_arr = t_arr[order], a_arr[order]
+    return t_arr, a_arr
+
+
+_KEEP = _n(max(PRE_S, LOOKBACK_S) + NMS_S)
+"""Grid samples kept before the next one to scan: its look-back plus the peak test."""
+_CAPACITY = _KEEP + _n(POST_S) + _n(4.0)
+"""Rows preallocated per device (13 kB): room for 4 s of batches before old rows are moved."""
 
 
 class _Stream:
-    """Averages samples onto the grid and yields impact candidates with their features."""
+    """Averages samples onto the grid and yields impact candidates with their features.
+
+    Grid samples live in a preallocated array, `store`; the live ones are rows off .. off + n,
+    grid index buf_start onwards. Dropping old rows moves `off`; rows are copied back to the
+    front only when the array fills up.
+    """
 
     def __init__(self) -> None:
         self.pend_bin: int | None = None
@@ -268,43 +284,69 @@ class _Stream:
         self.pend_n = 0
         self.last_bin: int | None = None
         self.last_val = np.zeros(3)
-        self.buf = np.zeros((0, 3))
-        self.buf_start = 0  # grid index of buf[0]
+        self.store = np.zeros((_CAPACITY, 3))
+        self.off = 0
+        self.n = 0
+        self.buf_start = 0  # grid index of store[off]
         self.seg_start = 0  # grid index where the current continuous stretch began
         self.next_scan = 0
+
+    @property
+    def buf(self) -> FloatArray:
+        """The live grid samples (a view)."""
+        return self.store[self.off : self.off + self.n]
+
+    def load(self, buf: FloatArray) -> None:
+        """Replace the live grid samples (restoring a snapshot)."""
+        self.off, self.n = 0, 0
+        self._reserve(len(buf))
+        self.store[: len(buf)] = buf
+        self.n = len(buf)
 
     def push(self, t: FloatArray, a: FloatArray) -> list[tuple[int, FloatArray]]:
         """Add sorted, clipped samples; return (grid index, features) of completed candidates."""
         bins = np.floor(t * GRID_HZ).astype(np.int64)
-        if self.pend_bin is not None:
-            # Late samples would rewrite grid values already used; drop them.
-            ok = bins >= self.pend_bin
-            bins, a = bins[ok], a[ok]
+        if self.pend_bin is not None and len(bins) and bins[0] < self.pend_bin:
+            # Late samples would rewrite grid values already used; drop them (t is sorted).
+            k = int(np.searchsorted(bins, self.pend_bin))
+            bins, a = bins[k:], a[k:]
         if not len(bins):
             return []
-        starts = np.flatnonzero(np.r_[True, np.diff(bins) != 0])
-        ub = bins[starts]
-        sums = np.add.reduceat(a, starts, axis=0)
-        counts = np.diff(np.r_[starts, len(bins)]).astype(np.float64)
+        change = np.flatnonzero(bins[1:] != bins[:-1]) + 1
+        if len(change) == len(bins) - 1:  # one sample per grid step, the usual case at 25 Hz
+            ub, sums, counts = bins, a.copy(), np.ones(len(bins))
+        else:
+            starts = np.concatenate(([0], change))
+            ub = bins[starts]
+            sums = np.add.reduceat(a, starts, axis=0)
+            counts = np.diff(np.append(starts, len(bins))).astype(np.float64)
         if self.pend_bin is not None:
             if ub[0] == self.pend_bin:
                 sums[0] += self.pend_sum
                 counts[0] += self.pend_n
             else:
-                ub = np.r_[self.pend_bin, ub]
-                sums = np.vstack([self.pend_sum, sums])
-                counts = np.r_[self.pend_n, counts]
+                ub = np.concatenate(([self.pend_bin], ub))
+                sums = np.concatenate((self.pend_sum[None, :], sums))
+                counts = np.concatenate(([self.pend_n], counts))
         self.pend_bin, self.pend_sum, self.pend_n = int(ub[-1]), sums[-1].copy(), int(counts[-1])
         if len(ub) == 1:
             return []
         return self._complete(ub[:-1], sums[:-1] / counts[:-1, None])
 
     def _complete(self, bins: NDArray[np.int64], vals: FloatArray) -> list[tuple[int, FloatArray]]:
+        last, last_val = self.last_bin, self.last_val
+        first = int(bins[0]) if last is None else last + 1
+        self.last_bin, self.last_val = int(bins[-1]), vals[-1].copy()
+        if int(bins[-1]) - first == len(bins) - 1:
+            # No missing grid step: nothing to interpolate (interp would return vals unchanged).
+            if last is None:
+                self._reset(first)
+            return self._append(vals)
         out: list[tuple[int, FloatArray]] = []
-        anchored = self.last_bin is not None
-        if anchored:
-            bins = np.r_[self.last_bin, bins]
-            vals = np.vstack([self.last_val, vals])
+        anchored = last is not None
+        if last is not None:
+            bins = np.concatenate((np.array([last], dtype=np.int64), bins))
+            vals = np.concatenate((last_val[None, :], vals))
         else:
             self._reset(int(bins[0]))
         breaks = np.flatnonzero(np.diff(bins) > _n(MAX_GAP_S)) + 1
@@ -315,30 +357,51 @@ class _Stream:
             dense = np.column_stack([np.interp(grid, bins[lo:hi], vals[lo:hi, k]) for k in range(3)])
             # The anchor is the last grid sample of the previous push, already buffered.
             out += self._append(dense[1:] if anchored and lo == 0 else dense)
-        self.last_bin, self.last_val = int(bins[-1]), vals[-1].copy()
         return out
 
     def _reset(self, start: int) -> None:
-        self.buf = np.zeros((0, 3))
+        self.off = self.n = 0
         self.buf_start = self.seg_start = start
         self.next_scan = start + _n(MIN_HISTORY_S)
 
+    def _reserve(self, extra: int) -> None:
+        """Make room for `extra` more rows after the live ones."""
+        if self.off + self.n + extra <= len(self.store):
+            return
+        size = max(_CAPACITY, 2 * (self.n + extra))
+        live = self.store[self.off : self.off + self.n]
+        if size == len(self.store):
+            self.store[: self.n] = live  # numpy copies overlapping ranges safely
+        else:
+            self.store = np.zeros((size, 3))
+            self.store[: self.n] = live
+        self.off = 0
+
     def _append(self, dense: FloatArray) -> list[tuple[int, FloatArray]]:
-        self.buf = np.vstack([self.buf, dense]) if len(self.buf) else dense
-        end = self.buf_start + len(self.buf)
-        stop = end - _n(POST_S)  # candidates need their whole post-impact window
+        self._reserve(len(dense))
+        at = self.off + self.n
+        self.store[at : at + len(dense)] = dense
+        self.n += len(dense)
+        stop = self.buf_start + self.n - _n(POST_S)  # candidates need their whole post-impact window
         out: list[tuple[int, FloatArray]] = []
         if stop > self.next_scan:
-            m = np.linalg.norm(self.buf, axis=1)
-            s0 = self.seg_start - self.buf_start
-            nms = _n(NMS_S)
             lo = self.next_scan - self.buf_start
-            for j in np.flatnonzero(m[lo : stop - self.buf_start] >= CANDIDATE_G) + lo:
-                if m[j] > m[max(s0, j - nms) : j].max(initial=0.0) and m[j] >= m[j + 1 : j + nms + 1].max():
-                    out.append((int(j) + self.buf_start, candidate_features(self.buf, m, int(j), s0)))
+            buf = self.buf
+            scan = buf[lo : stop - self.buf_start]
+            # The gate: a quiet stretch costs the magnitudes of its new grid steps and one max().
+            if np.sqrt((scan * scan).sum(axis=1)).max() >= CANDIDATE_G:
+                m = np.sqrt((buf * buf).sum(axis=1))  # what np.linalg.norm(buf, axis=1) computes
+                hits = np.flatnonzero(m[lo : stop - self.buf_start] >= CANDIDATE_G) + lo
+                s0 = self.seg_start - self.buf_start
+                nms = _n(NMS_S)
+                for j in hits:
+                    if m[j] > m[max(s0, j - nms) : j].max(initial=0.0) and m[j] >= m[j + 1 : j + nms + 1].max():
+                        out.append((int(j) + self.buf_start, candidate_features(buf, m, int(j), s0)))
             self.next_scan = stop
-        keep_from = max(self.next_scan - _n(max(PRE_S, LOOKBACK_S)) - _n(NMS_S), self.buf_start)
-        self.buf = self.buf[keep_from - self.buf_start :]
+        keep_from = max(self.next_scan - _KEEP, self.buf_start)
+        drop = keep_from - self.buf_start
+        self.off += drop
+        self.n -= drop
         self.buf_start = keep_from
         return out
 
@@ -402,7 +465,7 @@ class FallDetector:
             st.last_bin = None if state["last_bin"] is None else int(state["last_bin"])
             st.last_val = np.array(state["last_val"], dtype=np.float64).reshape(3)
             raw = base64.b64decode(state["buf"], validate=True)
-            st.buf = np.frombuffer(raw, dtype="<f8").reshape(-1, 3).astype(np.float64)
+            st.load(np.frombuffer(raw, dtype="<f8").reshape(-1, 3).astype(np.float64))
             st.buf_start, st.seg_start = int(state["buf_start"]), int(state["seg_start"])
             st.next_scan = int(state["next_scan"])
             det._quiet_until = int(state["quiet_until"])
@@ -412,7 +475,7 @@ class FallDetector:
 
     def buffered_samples(self) -> int:
         """Grid samples currently held (bounded by the pre/post windows, not by stream length)."""
-        return len(self._stream.buf)
+        return self._stream.n
 
 
 def detect_falls(t: Sequence[float] | FloatArray, acc: Sequence[Sequence[float]] | FloatArray,
