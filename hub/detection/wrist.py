@@ -23,6 +23,7 @@ class WristFalls:
         self._detectors: OrderedDict[str, tuple[FallDetector, float]] = OrderedDict()
         self._max = max_devices
         self._model = FallModel.load()  # shared, read-only: one copy however many wristbands
+        self._offset_cache: dict[tuple[int, float], np.ndarray] = {}
 
     def observe(self, obs: Observation, binding: Binding) -> list[Trigger]:
         """Feed an IMU batch; returns a fall trigger per detected fall."""
@@ -35,7 +36,7 @@ class WristFalls:
         while len(self._detectors) > self._max:
             self._detectors.popitem(last=False)
         samples = obs.imu.samples
-        t = obs.ts.timestamp() + np.arange(len(samples), dtype=np.float64) / obs.imu.rate_hz
+        t = obs.ts.timestamp() + self._offsets(len(samples), obs.imu.rate_hz)
         triggers = []
         for fall_t in detector.push(t, samples.astype(np.float64)):
             assert binding.household_id and binding.region_path
@@ -46,6 +47,17 @@ class WristFalls:
                 details={"source": "imu", "device_type": binding.device_type},
             ))
         return triggers
+
+    def _offsets(self, n: int, rate_hz: float) -> np.ndarray:
+        """Sample times relative to the batch start; a fleet uses a handful of (length, rate) pairs."""
+        key = (n, rate_hz)
+        offsets = self._offset_cache.get(key)
+        if offsets is None:
+            if len(self._offset_cache) >= 64:  # bounded whatever the devices send
+                self._offset_cache.clear()
+            offsets = self._offset_cache[key] = np.arange(n, dtype=np.float64) / rate_hz
+            offsets.flags.writeable = False
+        return offsets
 
     def __len__(self) -> int:
         return len(self._detectors)

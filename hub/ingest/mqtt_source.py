@@ -1,18 +1,27 @@
-"""The hub's MQTT session: QoS 1, persistent, with acknowledgements held until data is committed."""
+"""The hub's MQTT session: QoS 1, persistent, with acknowledgements held until data is committed.
+
+paho runs on the hub's event loop, not in a thread of its own: the socket is watched by the loop and
+read when it is readable, so decoding never competes with a network thread for the GIL (a busy
+consumer used to starve paho's thread for whole switch intervals, and the hub then idled waiting
+for input it had not been given the time to read). Backpressure is TCP's: while the critical queue
+is full the hub simply stops reading the socket, and the broker holds the rest.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
+from socket import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from hub.health import Health
 from hub.ingest.inbound import Inbound
@@ -22,10 +31,13 @@ log = logging.getLogger(__name__)
 # Message suffixes that may carry an SOS/fall/alarm: they go to the never-shed queues.
 URGENT_SUFFIXES = ("/sos", "/fall", "/alarm", "/checkin")
 CRITICAL_SUFFIXES = (*URGENT_SUFFIXES, "/state")
+# Packets read per readiness callback before the consumer gets the loop back.
+READ_BURST = 64
+_CONNECT_TIMEOUT_S = 10.0
 
 
 class MqttSource:
-    """Runs paho's network thread and hands messages to the event loop; never drops a critical one."""
+    """Feeds the pipeline from a persistent paho session on the event loop; never drops a critical message."""
 
     def __init__(
         self,
@@ -39,9 +51,7 @@ class MqttSource:
         critical_prefixes: tuple[str, ...] = (),
     ) -> None:
         self._critical_prefixes = critical_prefixes  # whole topic trees never shed (zigbee2mqtt)
-        self._pending: deque[Inbound] = deque()
-        self._scheduled = False
-        # Bumped on every (re)connect: a message id is only meaningful on the connection it came on.
+        # Bumped on every (re)connect and disconnect: a message id is only meaningful on its connection.
         self._generation = 0
         parts = urlsplit(url)
         self._host = parts.hostname or "127.0.0.1"
@@ -52,9 +62,17 @@ class MqttSource:
         self._critical_room = critical_room
         self._telemetry_room = telemetry_room
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._drained = threading.Event()
+        self._loop_thread = 0
+        self._sock: socket | None = None  # the socket the loop watches (paho's, while connected)
+        self._reading = False
+        self._writing = False
+        self._flush_scheduled = False
+        self._paused = False  # critical queue full: the socket is not read until the consumer drains
+        self._received = 0
         self._stopping = False
         self._attempt = 0
+        self._lost = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -68,44 +86,148 @@ class MqttSource:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_socket_close = self._on_socket_close
+        self.client.on_socket_register_write = self._on_register_write
+
+    # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Connect in the background; paho's thread reconnects on its own after a drop."""
+        """Connect in the background and keep connecting after every drop (runs on `loop`)."""
         self._loop = loop
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._loop_thread = threading.get_ident()
         self._health.broker.down("connecting")
-        threading.Thread(target=self._connect_forever, name="mqtt-connect", daemon=True).start()
+        self._tasks = [loop.create_task(self._connect_forever(), name="mqtt-connect"),
+                       loop.create_task(self._keepalive(), name="mqtt-keepalive")]
 
-    def _connect_forever(self) -> None:
+    def stop(self) -> None:
+        """Disconnect cleanly; unacknowledged critical messages stay at the broker."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        if self._sock is not None:
+            self.client.disconnect()
+            with contextlib.suppress(OSError):
+                self.client.loop_write()  # DISCONNECT is tiny: it goes out now, and paho closes the socket
+        self._unwatch()
+
+    async def _connect_forever(self) -> None:
         # The first connect must also retry: the broker may come up after the hub.
+        assert self._loop is not None
+        first = True
         while not self._stopping:
+            self._lost.clear()
             try:
-                self.client.connect(self._host, self._port, keepalive=30)
-            except OSError as err:
+                # TCP connect and the CONNECT packet block: a thread keeps the loop free meanwhile.
+                connect = self.client.connect if first else self.client.reconnect
+                args = (self._host, self._port, 30) if first else ()
+                await asyncio.wait_for(asyncio.to_thread(connect, *args), _CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError) as err:
                 self._health.broker.down(f"connect failed: {type(err).__name__}")
-                time.sleep(self._backoff())
+                await asyncio.sleep(self._backoff())
                 continue
-            self.client.loop_start()
-            return
+            first = False
+            self._watch()
+            await self._lost.wait()
+            if not self._stopping:
+                await asyncio.sleep(self._backoff() if self._attempt else random.uniform(0.2, 1.0))  # noqa: S311
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self._sock is not None:
+                self.client.loop_misc()  # pings, and notices a broker that stopped answering
 
     def _backoff(self) -> float:
         self._attempt += 1
         return min(30.0, 0.5 * 2 ** min(self._attempt, 6)) * random.uniform(0.5, 1.0)  # noqa: S311
 
-    def stop(self) -> None:
-        """Disconnect cleanly; unacknowledged critical messages stay at the broker."""
-        self._stopping = True
-        self._drained.set()
-        self.client.disconnect()
-        self.client.loop_stop()
+    # --- socket readiness ---------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        assert self._loop is not None
+        sock = self.client.socket()
+        if not isinstance(sock, socket):
+            self._lost.set()  # closed again before we got to it
+            return
+        self._sock = sock
+        self._resume()
+        self._flush()  # CONNECT may still be queued
+
+    def _unwatch(self) -> None:
+        if self._loop is not None and self._sock is not None:
+            if self._reading:
+                self._loop.remove_reader(self._sock)
+            if self._writing:
+                self._loop.remove_writer(self._sock)
+        self._reading = self._writing = False
+        self._sock = None
+
+    def _resume(self) -> None:
+        assert self._loop is not None
+        self._paused = False
+        if self._sock is not None and not self._reading:
+            self._loop.add_reader(self._sock, self._on_readable)
+            self._reading = True
+
+    def _on_readable(self) -> None:
+        client = self.client
+        for _ in range(READ_BURST):
+            before = self._received
+            rc = client.loop_read()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._received == before or self._paused:
+                break  # nothing more buffered (or a non-PUBLISH packet): the loop calls again when readable
+        if self._paused and self._reading and self._loop is not None and self._sock is not None:
+            self._loop.remove_reader(self._sock)
+            self._reading = False
+
+    def _on_register_write(self, _client: object, _ud: object, _sock: object) -> None:
+        # Packets queued (acks, forwards): write them once per loop iteration, not once per packet.
+        if self._loop is None or self._flush_scheduled:
+            return
+        self._flush_scheduled = True
+        if threading.get_ident() == self._loop_thread:
+            self._loop.call_soon(self._flush)
+        else:  # paho's connect runs in a worker thread
+            self._loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._sock is None or self._loop is None:
+            return
+        self.client.loop_write()
+        if self._sock is None:
+            return
+        if self.client.want_write():  # the socket buffer is full: finish when it drains
+            if not self._writing:
+                self._loop.add_writer(self._sock, self._flush)
+                self._writing = True
+        elif self._writing:
+            self._loop.remove_writer(self._sock)
+            self._writing = False
+
+    def _on_socket_close(self, _client: object, _ud: object, sock: object) -> None:
+        if self._loop is None or sock is not self._sock:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._closed()
+        else:
+            self._loop.call_soon_threadsafe(self._closed)
+
+    def _closed(self) -> None:
+        self._generation += 1  # acks still pending for the dead connection must not reach the next one
+        self._unwatch()
+        self._lost.set()
+
+    # --- paho callbacks (on the loop) ---------------------------------------------------------
 
     def notify_drained(self) -> None:
-        """Called by the consumer when the critical queue has room again."""
-        self._drained.set()
+        """Called by the consumer after each slice: read again once the critical queue has room."""
+        if self._paused and self._critical_room():
+            self._resume()
 
-    def _on_connect(self, client: mqtt.Client, _ud: object, _flags: object, reason: object, _props: object) -> None:
+    def _on_connect(self, client: mqtt.Client, _ud: object, _flags: object, reason: Any, _props: object) -> None:
         if getattr(reason, "is_failure", False):
-            # A refused connection is not "connected": report why and let paho retry.
+            # A refused connection is not "connected": report why and try again later.
             self._health.broker.down(f"connection refused: {reason}")
             log.error("broker refused the hub's connection: %s", reason)
             return
@@ -121,38 +243,28 @@ class MqttSource:
             log.warning("broker connection lost (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
-        assert self._loop is not None
-        critical = msg.topic.endswith(CRITICAL_SUFFIXES) or msg.topic.startswith(self._critical_prefixes)
+        self._received += 1
+        topic = msg.topic
+        critical = topic.endswith(CRITICAL_SUFFIXES) or topic.startswith(self._critical_prefixes)
         mid, qos, generation = msg.mid, msg.qos, self._generation
-
-        def ack() -> None:
-            # A commit that completes after a reconnect must not acknowledge: on the new connection the
-            # same id may belong to another, unstored message. The broker redelivers ours instead, and the
-            # duplicate is ignored by the (device, id, ts) key.
-            if qos > 0 and generation == self._generation:
-                client.ack(mid, qos)
-
         if critical:
-            # Backpressure instead of loss: hold paho's thread until the consumer makes room.
-            while not self._critical_room() and not self._stopping:
-                self._drained.clear()
-                self._drained.wait(0.5)
-            item = Inbound(msg.topic, bytes(msg.payload), time.time(), ack, True, msg.topic.endswith(URGENT_SUFFIXES))
-        else:
-            # Telemetry is acknowledged on receipt: it may be shed under overload, never critical.
-            ack()
-            if not self._telemetry_room():
-                self._health.count("shed_telemetry")
-                return
-            item = Inbound(msg.topic, bytes(msg.payload), time.time(), None, False)
-        self._pending.append(item)
-        if not self._scheduled:
-            # One wake-up of the event loop per burst, not per message (each wake-up is a syscall).
-            self._scheduled = True
-            self._loop.call_soon_threadsafe(self._hand_over)
+            def ack() -> None:
+                # A commit that completes after a reconnect must not acknowledge: on the new connection the
+                # same id may belong to another, unstored message. The broker redelivers ours instead, and
+                # the duplicate is ignored by the (device, id, ts) key.
+                if qos > 0 and generation == self._generation:
+                    client.ack(mid, qos)
 
-    def _hand_over(self) -> None:
-        self._scheduled = False  # cleared first: anything appended from now on schedules a new hand-over
-        pending, deliver = self._pending, self._deliver
-        while pending:
-            deliver(pending.popleft())
+            # Backpressure instead of loss: this one is kept, and the socket is not read again until the
+            # consumer makes room (the queue overshoots its bound by at most one read burst's packet).
+            if not self._critical_room():
+                self._paused = True
+            self._deliver(Inbound(topic, bytes(msg.payload), time.time(), ack, True, topic.endswith(URGENT_SUFFIXES)))
+            return
+        # Telemetry is acknowledged on receipt: it may be shed under overload, never critical.
+        if qos > 0:
+            client.ack(mid, qos)
+        if not self._telemetry_room():
+            self._health.count("shed_telemetry")
+            return
+        self._deliver(Inbound(topic, bytes(msg.payload), time.time(), None, False))

@@ -15,15 +15,18 @@ from devices.device_type import DeviceType
 from devices.errors import DecodeError
 from devices.gateways import zigbee2mqtt
 from devices.observation import Observation
-from devices.topics import DEVICE_ID, parse_topic
+from devices.topics import DEVICE_ID, DeviceTopic, parse_topic
 from hub.health import Health
 from hub.ingest.bindings import Bindings
+from hub.ingest.fastdecode import FastDecoder
 from hub.ingest.inbound import Inbound
 from hub.ingest.partition import INTERNAL_ROOT, STATEFUL_KINDS, Partition, unwrap, wrap
 from hub.ingest.writer import Writer
 from hub.plugins import Registry
 
 log = logging.getLogger(__name__)
+
+_TOPIC_CACHE_MAX = 50_000
 
 
 class Detector(Protocol):
@@ -56,6 +59,7 @@ class Pipeline:
         self._root = topic_root
         self._z2m_base = zigbee2mqtt_base.rstrip("/")
         self._types = device_types
+        self._decoder = FastDecoder(device_types)
         self._bindings = bindings
         self._writer = writer
         self._health = health
@@ -67,9 +71,10 @@ class Pipeline:
         self._critical: deque[Inbound] = deque()
         self._telemetry: deque[Inbound] = deque()
         self._ready = asyncio.Event()
-        self.on_drained: Callable[[], None] | None = None  # wakes a producer held by backpressure
+        self._topics: dict[str, DeviceTopic] = {}  # parsed native topics: a device uses the same few
+        self.on_drained: Callable[[], None] | None = None  # resumes a source paused by backpressure
 
-    # Called from paho's thread: reading a deque's length is safe under the GIL.
+    # Called by the MQTT source on the event loop, between packets it reads.
     def critical_room(self) -> bool:
         """True while the critical queue may take more."""
         return len(self._critical) + len(self._urgent) < self._queue_max
@@ -98,7 +103,7 @@ class Pipeline:
                 await self._ready.wait()
                 continue
             await self._writer.wait_for_room()
-            for _ in range(64):  # short slices: the writer and escalation get the loop often
+            for _ in range(16):  # short slices: the writer and escalation get the loop often
                 if self._urgent:
                     await self.handle(self._urgent.popleft())
                     break  # end the slice so the writer commits the SOS now
@@ -126,7 +131,12 @@ class Pipeline:
                 raise DecodeError("unknown_device", "no device has this zigbee2mqtt friendly name")
             message, payload = zigbee2mqtt.translate(binding.device_type, z2m, item.payload, item.received)
             return self._check(binding, binding.device_type), message, payload
-        topic = parse_topic(item.topic, self._root)
+        topic = self._topics.get(item.topic)
+        if topic is None:
+            topic = parse_topic(item.topic, self._root)
+            if len(self._topics) >= _TOPIC_CACHE_MAX:  # bounded however many devices and suffixes appear
+                self._topics.clear()
+            self._topics[item.topic] = topic
         if topic.device_type not in self._types:
             raise DecodeError("unknown_type", f"no device type '{topic.device_type}'")
         binding = self._bindings.cached(topic.device_id) or await self._bindings.get(topic.device_id)
@@ -152,8 +162,8 @@ class Pipeline:
             if resolved is None:
                 return
             binding, message, native = resolved
-            obs = self._types.get(binding.device_type).decode(
-                binding.device_id, message, native, datetime.fromtimestamp(received, UTC), self._max_skew)
+            obs = self._decoder.decode(binding.device_type, binding.device_id, message, native,
+                                       datetime.fromtimestamp(received, UTC), self._max_skew)
         except DecodeError:
             self._health.count("forwarded_undecodable")
             return
@@ -190,9 +200,8 @@ class Pipeline:
             binding, message, payload = resolved
             device_id = binding.device_id
             received = datetime.fromtimestamp(item.received, UTC)
-            obs = self._types.get(binding.device_type).decode(
-                binding.device_id, message, payload, received, self._max_skew
-            )
+            obs = self._decoder.decode(binding.device_type, binding.device_id, message, payload, received,
+                                       self._max_skew)
         except DecodeError as err:
             if device_id is None:
                 device_id = _device_from_topic(item.topic)

@@ -1,4 +1,4 @@
-"""Batched, idempotent writes: COPY for volume, one transaction per batch, acks only after commit."""
+"""Batched, idempotent writes: set-based inserts in one pipelined transaction per batch, acks only after commit."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ Ack = Callable[[], None]
 _STATUS_UPSERT = """
 INSERT INTO device_status (device_id, last_seen, online, battery, signal, worn, tamper, last_location, updated_at)
 SELECT d, s, o, b, g, w, t, l, now()
-FROM unnest(%s::text[], %s::timestamptz[], %s::bool[], %s::real[], %s::real[], %s::bool[], %s::bool[],
-            %s::jsonb[]) AS u(d, s, o, b, g, w, t, l)
+FROM unnest(%b::text[], %b::timestamptz[], %b::bool[], %b::real[], %b::real[], %b::bool[], %b::bool[],
+            %b::jsonb[]) AS u(d, s, o, b, g, w, t, l)
 ON CONFLICT (device_id) DO UPDATE SET
   last_seen = GREATEST(device_status.last_seen, EXCLUDED.last_seen),
   online = COALESCE(EXCLUDED.online, device_status.online),
@@ -41,6 +41,24 @@ ON CONFLICT (device_id) DO UPDATE SET
   tamper = COALESCE(EXCLUDED.tamper, device_status.tamper),
   last_location = COALESCE(EXCLUDED.last_location, device_status.last_location),
   updated_at = now()
+"""
+
+# Column arrays go in binary (%b): psycopg's text array format quotes every element with a regex.
+_READINGS_INSERT = """
+INSERT INTO readings (ts, device_id, resident_id, metric, value)
+SELECT * FROM unnest(%b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::float8[])
+"""
+_IMU_INSERT = """
+INSERT INTO imu_batches (ts, device_id, rate_hz, n, samples)
+SELECT * FROM unnest(%b::timestamptz[], %b::text[], %b::real[], %b::int[], %b::bytea[])
+"""
+# The unique (device, message id, ts) key makes a redelivery a no-op; RETURNING names the first deliveries.
+_EVENTS_INSERT = """
+INSERT INTO device_events (ts, device_id, resident_id, household_id, kind, msg_id, room, data, received_at)
+SELECT * FROM unnest(%b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                     %b::jsonb[], %b::timestamptz[])
+ON CONFLICT DO NOTHING
+RETURNING device_id, msg_id
 """
 
 
@@ -97,6 +115,7 @@ class Writer:
         self._room.set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._conn: psycopg.AsyncConnection[Any] | None = None
 
     # --- adding -------------------------------------------------------------------------------
 
@@ -182,6 +201,12 @@ class Writer:
 
     async def run(self) -> None:
         """Flush by size, by criticality, or when the oldest item has waited flush_ms."""
+        try:
+            await self._run()
+        finally:
+            await self._release()
+
+    async def _run(self) -> None:
         attempt = 0
         while True:
             batch = self._batch
@@ -203,6 +228,7 @@ class Writer:
                     break
                 except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as err:
                     # Keep the batch; nothing is acknowledged until it is in the database.
+                    await self._release()
                     self._health.database.down(f"write failed: {type(err).__name__}")
                     attempt += 1
                     delay = min(10.0, 0.2 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)  # noqa: S311
@@ -216,38 +242,37 @@ class Writer:
             if self._on_committed is not None and (committed.alerts or committed.messages):
                 await self._on_committed(committed)
 
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        # The writer keeps one connection between batches: borrowing one per batch cost a health-check
+        # round trip each time, and every round trip waits for a turn of a busy event loop.
+        if self._conn is None or self._conn.closed:
+            conn = await self._pool.getconn()
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                await conn.commit()  # the pool's health check leaves its SELECT 1 open
+            self._conn = conn
+        return self._conn
+
+    async def _release(self) -> None:
+        """Give the writer's connection back to the pool (after a failure the pool discards a broken one)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error, PoolTimeout):
+                await self._pool.putconn(conn)
+
     async def _write(self, batch: Batch) -> Committed:
         started = time.perf_counter()
         alerts: list[tuple[int, bool, Trigger]] = []
         duplicates = 0
-        async with self._pool.connection() as conn, conn.transaction():
+        conn = await self._connection()
+        # One pipelined round trip sends the whole batch (set-based inserts of column arrays); only BEGIN,
+        # the events' RETURNING, alerts and COMMIT wait for answers. The transaction is entered first:
+        # inside a pipeline psycopg would take it for a nested one (a savepoint) and never commit.
+        async with conn.transaction(), conn.pipeline() as pipe:
             cur = conn.cursor()
             if batch.readings:
-                async with cur.copy("COPY readings (ts, device_id, resident_id, metric, value) FROM STDIN") as cp:
-                    for row in batch.readings:
-                        await cp.write_row(row)
-            new_events: set[tuple[str, str]] = set()
-            if batch.events:
-                await cur.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS stage_events (LIKE device_events INCLUDING DEFAULTS)"
-                    " ON COMMIT DELETE ROWS"
-                )
-                async with cur.copy(
-                    "COPY stage_events (ts, device_id, resident_id, household_id, kind, msg_id, room, data,"
-                    " received_at) FROM STDIN"
-                ) as cp:
-                    for row in batch.events:
-                        await cp.write_row(row)
-                await cur.execute(
-                    "INSERT INTO device_events SELECT * FROM stage_events ON CONFLICT DO NOTHING"
-                    " RETURNING device_id, msg_id"
-                )
-                new_events = {(r[0], r[1]) for r in await cur.fetchall()}
-                duplicates = len(batch.events) - len(new_events)
+                await cur.execute(_READINGS_INSERT, _columns(batch.readings, 5))
             if batch.imu:
-                async with cur.copy("COPY imu_batches (ts, device_id, rate_hz, n, samples) FROM STDIN") as cp:
-                    for row in batch.imu:
-                        await cp.write_row(row)
+                await cur.execute(_IMU_INSERT, _columns(batch.imu, 5))
             if batch.status:
                 await cur.execute(_STATUS_UPSERT, _status_columns(batch.status))
             if batch.dead:
@@ -255,6 +280,13 @@ class Writer:
                     "INSERT INTO dead_letters (topic, device_id, reason, detail, payload) VALUES (%s, %s, %s, %s, %s)",
                     batch.dead,
                 )
+            new_events: set[tuple[str, str]] = set()
+            if batch.events:
+                events = conn.cursor()
+                await events.execute(_EVENTS_INSERT, _columns(batch.events, 9))
+                await pipe.sync()
+                new_events = {(r[0], r[1]) for r in await events.fetchall()}
+                duplicates = len(batch.events) - len(new_events)
             # Only a first delivery raises alerts; a redelivered message finds its event already stored.
             due = [t for key, ts in batch.event_triggers.items() if key in new_events for t in ts]
             for trigger in due + batch.triggers:
@@ -271,6 +303,11 @@ class Writer:
         if duplicates:
             self._health.count("duplicates_ignored", duplicates)
         return Committed(alerts, batch.messages, duplicates)
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[Any]:
+    """Rows as one list per column (the parameters of an unnest insert)."""
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 def _status_columns(status: dict[str, dict[str, Any]]) -> tuple[list[Any], ...]:
