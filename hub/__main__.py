@@ -1,4 +1,4 @@
-"""Command line: `python -m hub run | config | migrate`."""
+"""Command line: `python -m hub run | worker | escalation | config | migrate`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the hub (private PostgreSQL and Mosquitto unless URLs are set)")
     run.add_argument("--demo", action="store_true", help="seed demo households and run the demo fleet")
     sub.add_parser("worker", help="run one extra ingestion worker (ELDERCARE_WORKER_INDEX, URLs required)")
+    sub.add_parser("escalation", help="run the escalation engine in its own process (ELDERCARE_DB_URL required)")
     sub.add_parser("config", help="print the effective configuration, secrets masked")
     sub.add_parser("migrate", help="apply database migrations to ELDERCARE_DB_URL")
     args = parser.parse_args(argv)
@@ -39,10 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from hub import stack
 
-        if args.command == "worker":
-            stack.run_worker(settings)
-            return 0
-        stack.run(settings)
+        runners = {"worker": stack.run_worker, "escalation": stack.run_escalation}
+        runners.get(args.command, stack.run)(settings)
         return 0
     except EldercareError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -117,17 +117,15 @@ class HubCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Called by prometheus_client on every scrape."""
         health = self._hub.health
-        others = self._hub.other_workers.workers if self._hub.settings.workers > 1 else []
-        # Counters cover every worker (the others' last snapshots); a restarted worker's reset shows as a drop.
-        yield from _counters(combined(health.counters, others))
-        if self._hub.settings.workers > 1:
-            up = GaugeMetricFamily("eldercare_worker_up", "1 when the worker's snapshot is fresh and it is ready.",
-                                   labels=["worker"])
-            up.add_metric(["0"], 1.0 if health.database.ok and health.broker.ok else 0.0)
-            fresh = {w.index: w for w in others}
-            for i in range(1, self._hub.settings.workers):
-                w = fresh.get(i)
-                up.add_metric([str(i)], 1.0 if w is not None and w.ready and not w.stale else 0.0)
+        others = self._hub.other_workers
+        # Counters cover every process (the others' last snapshots); a restarted one's reset shows as a drop.
+        yield from _counters(combined(health.counters, others.workers))
+        if others.expected:
+            up = GaugeMetricFamily("eldercare_process_up",
+                                   "1 when the hub process is ready and its snapshot is fresh.", labels=["process"])
+            up.add_metric(["worker-0"], 1.0 if health.database.ok and health.broker.ok else 0.0)
+            for name, ok in others.up().items():
+                up.add_metric([name], 1.0 if ok else 0.0)
             yield up
         yield from _components(health)
         depth = GaugeMetricFamily("eldercare_queue_depth", "Messages waiting in the hub's inbound queues.",
@@ -207,6 +205,6 @@ class Exporter:
     async def render(self) -> bytes:
         """The text exposition format (version 0.0.4)."""
         await self.cache.refresh()
-        if self._hub.settings.workers > 1:
+        if self._hub.other_workers.expected:
             await self._hub.other_workers.refresh()
         return generate_latest(self.registry)

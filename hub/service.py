@@ -55,6 +55,8 @@ class Hub:
     geofences: Geofences = field(init=False)
     source: MqttSource | None = None
     caps: capabilities.Capabilities | None = None
+    # True when a separate `python -m hub escalation` process runs the escalation engine (see stack.py).
+    escalation_elsewhere: bool = False
 
     @property
     def partition(self) -> Partition:
@@ -78,7 +80,10 @@ class Hub:
             zigbee2mqtt_base=self.settings.zigbee2mqtt_base_topic, partition=self.partition,
         )
         self.home = HomeWatch(self.pool, owns=self.partition.owns_resident)
-        self.other_workers = worker_stats.Others(self.pool, self.settings.worker_index, self.settings.workers)
+        others = [worker_stats.worker_name(i) for i in range(1, self.settings.workers)] if self.primary else []
+        if self.primary and self.escalation_elsewhere:
+            others.append(worker_stats.ESCALATION)
+        self.other_workers = worker_stats.Others(self.pool, others)
         self.geofences = Geofences(self.pool)
         self.pipeline.detectors = [WristFalls(), self.home, self.geofences]
 
@@ -189,11 +194,13 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
                 tg.create_task(_every(300, hub.geofences.refresh), name="safe-zones"),
             ]
             if not hub.primary:  # only worker 0 serves /health and /metrics; it reads these snapshots
-                tasks.append(tg.create_task(worker_stats.run(hub.pool, settings.worker_index, hub.health,
-                                                             hub.health_report), name="worker-stats"))
+                tasks.append(tg.create_task(worker_stats.run(
+                    hub.pool, worker_stats.worker_name(settings.worker_index), hub.health, hub.health_report),
+                    name="worker-stats"))
+            if hub.primary and not hub.escalation_elsewhere:
+                tasks.append(tg.create_task(hub.engine.run(), name="escalation"))
             if hub.primary:  # database-driven jobs need only one runner
                 tasks += [
-                    tg.create_task(hub.engine.run(), name="escalation"),
                     tg.create_task(retention.run(hub.pool, hub.caps, keep), name="retention"),
                     tg.create_task(device_health.run(hub.pool, device_types(), hub.writer.add_triggers),
                                    name="health"),

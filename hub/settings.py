@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     escalation_concurrency: int = Field(
         2, ge=1, le=32, description="Escalation steps one hub sends at the same time."
     )
+    escalation_process: bool = Field(
+        True,
+        description="`python -m hub run` runs the escalation engine in a process of its own (`python -m hub "
+        "escalation`), so a busy ingestion loop never delays a notification. false: inside worker 0.",
+    )
 
     @field_validator("db_url")
     @classmethod

@@ -88,10 +88,13 @@ async def _run(settings: Settings) -> None:
     data = settings.data_dir.resolve()
     with ExitStack() as services:
         db_url, mqtt_url, store = _start_services(settings, data, services)
-        hub = Hub(settings, db_url, mqtt_url)
+        hub = Hub(settings, db_url, mqtt_url, escalation_elsewhere=settings.escalation_process)
         workers = spawn_workers(settings, db_url, mqtt_url) if settings.spawn_workers else []
+        if settings.escalation_process:
+            workers.append(spawn_escalation(db_url))
+            print("  escalation engine in its own process", flush=True)
         services.callback(_stop_children, workers)
-        if workers:
+        if settings.workers > 1 and settings.spawn_workers:
             print(f"  {settings.workers} ingestion workers (shared subscription)", flush=True)
         # Gateways and the demo fleet are devices: on the private broker they use its device listener.
         device_port = settings.embedded_mqtt_device_port or settings.embedded_mqtt_port
@@ -163,13 +166,64 @@ def spawn_workers(settings: Settings, db_url: str, mqtt_url: str) -> list[subpro
     return procs
 
 
-async def _run_worker(settings: Settings) -> None:
+def spawn_escalation(db_url: str) -> subprocess.Popen[bytes]:
+    """Start `python -m hub escalation` as a child process that dies with this one."""
+    from hub.embedded.process import die_with_parent
+
+    env = {**os.environ, "ELDERCARE_DB_URL": db_url}
+    return subprocess.Popen([sys.executable, "-m", "hub", "escalation"], env=env,
+                            preexec_fn=die_with_parent)  # noqa: PLW1509 - main thread only
+
+
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _run_worker(settings: Settings) -> None:
+    stop = _stop_on_signals()
     assert settings.db_url and settings.mqtt_url
-    await serve(Hub(settings, settings.db_url, settings.mqtt_url), stop, with_api=False)
+    # Worker 0 started alone (the benchmark does) leaves escalation to `hub escalation` when so configured.
+    elsewhere = settings.escalation_process and settings.worker_index == 0
+    await serve(Hub(settings, settings.db_url, settings.mqtt_url, escalation_elsewhere=elsewhere), stop,
+                with_api=False)
+
+
+async def _run_escalation(settings: Settings) -> None:
+    from alerts.engine import Engine
+    from hub import worker_stats
+    from hub.health import Health
+    from hub.storage.pool import make_pool, wait_for_database
+
+    stop = _stop_on_signals()
+    assert settings.db_url
+    health = Health()
+    await wait_for_database(settings.db_url, health)
+    await asyncio.to_thread(migrate, settings.db_url)  # the tables it works on exist before worker 0 is up
+    pool = make_pool(settings.db_url, settings.db_pool_max)
+    await pool.open(wait=True, timeout=30)
+    engine = Engine.from_settings(pool, health, settings)
+    log.info("escalation engine running in its own process")
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(engine.run(), name="escalation"),
+                     tg.create_task(worker_stats.run(pool, worker_stats.ESCALATION, health, health.as_dict),
+                                    name="worker-stats")]
+            await stop.wait()
+            for task in tasks:
+                task.cancel()
+    finally:
+        await pool.close()
+
+
+def run_escalation(settings: Settings) -> None:
+    """Run the escalation engine alone until SIGTERM (worker 0 then leaves it out)."""
+    if settings.db_url is None:
+        raise ConfigError("the escalation process needs ELDERCARE_DB_URL")
+    asyncio.run(_run_escalation(settings))
 
 
 def run_worker(settings: Settings) -> None:

@@ -1,8 +1,9 @@
-"""Every worker's counters in the database, so worker 0's /health and /metrics cover all of them.
+"""Every hub process's counters in the database, so worker 0's /health and /metrics cover all of them.
 
-Only worker 0 serves HTTP. Workers 1..N-1 write a snapshot of their Health every few seconds;
-worker 0 reads them (cached) and adds them to its own. A worker that stops writing is reported
-stale rather than silently dropped, so shedding or dead letters in any worker stay visible.
+Only worker 0 serves HTTP. Workers 1..N-1 and the escalation process write a snapshot of their
+Health every few seconds, each under its process name; worker 0 reads them (cached) and adds them
+to its own. A process that stops writing is reported stale rather than silently dropped, so
+shedding, dead letters or failed notifications anywhere stay visible.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ _DB_ERRORS = (psycopg.Error, PoolTimeout, OSError, TimeoutError)
 
 @dataclass(frozen=True)
 class WorkerStats:
-    """One worker's last snapshot."""
+    """One process's last snapshot."""
 
-    index: int
+    process: str
     ready: bool
     counters: dict[str, int]
     gauges: dict[str, float]
@@ -47,42 +48,49 @@ class WorkerStats:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON shape for /health."""
-        return {"worker": self.index, "ready": self.ready, "stale": self.stale, "age_s": round(self.age_s, 1),
+        return {"process": self.process, "ready": self.ready, "stale": self.stale, "age_s": round(self.age_s, 1),
                 "counters": dict(sorted(self.counters.items())), "gauges": self.gauges}
 
 
-async def publish(pool: AsyncConnectionPool[Any], index: int, health: Health,
+def worker_name(index: int) -> str:
+    """The process name ingestion worker `index` publishes under."""
+    return f"worker-{index}"
+
+
+ESCALATION = "escalation"
+
+
+async def publish(pool: AsyncConnectionPool[Any], process: str, health: Health,
                   report: Callable[[], dict[str, Any]]) -> None:
-    """Write this worker's snapshot (report() refreshes the live gauges first)."""
+    """Write this process's snapshot (report() refreshes the live gauges first)."""
     report()
     async with pool.connection(timeout=5.0) as conn:
         await conn.execute(
-            "INSERT INTO worker_stats (worker_index, ready, counters, gauges, started_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, now()) ON CONFLICT (worker_index) DO UPDATE SET"
+            "INSERT INTO worker_stats (process, ready, counters, gauges, started_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, now()) ON CONFLICT (process) DO UPDATE SET"
             " ready = EXCLUDED.ready, counters = EXCLUDED.counters, gauges = EXCLUDED.gauges,"
             " started_at = EXCLUDED.started_at, updated_at = now()",
-            (index, health.database.ok and health.broker.ok, Jsonb(dict(health.counters)),
+            (process, health.database.ok and (health.broker.ok or process == ESCALATION), Jsonb(dict(health.counters)),
              Jsonb(dict(health.gauges)), datetime.fromtimestamp(health.started, UTC)))
 
 
-async def run(pool: AsyncConnectionPool[Any], index: int, health: Health, report: Callable[[], dict[str, Any]],
+async def run(pool: AsyncConnectionPool[Any], process: str, health: Health, report: Callable[[], dict[str, Any]],
               every_s: float = PUBLISH_S) -> None:
     """Publish a snapshot every few seconds until cancelled; a database outage only skips snapshots."""
     while True:
         try:
-            await publish(pool, index, health, report)
+            await publish(pool, process, health, report)
         except _DB_ERRORS as err:
             log.debug("worker stats not written: %s", type(err).__name__)
         await asyncio.sleep(every_s)
 
 
 class Others:
-    """Worker 0's cached view of the other workers' snapshots."""
+    """Worker 0's cached view of the other processes' snapshots."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], own_index: int, workers: int) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], expected: list[str]) -> None:
         self._pool = pool
-        self._own = own_index
-        self._workers = workers  # rows of workers beyond the configured count are left from older runs
+        self.expected = expected  # rows of other processes are left from older runs with more workers
         self._read = 0.0
         self._lock = asyncio.Lock()
         self.workers: list[WorkerStats] = []
@@ -96,18 +104,30 @@ class Others:
             try:
                 async with self._pool.connection(timeout=2.0) as conn:
                     rows = await (await conn.execute(
-                        "SELECT worker_index, ready, counters, gauges, extract(epoch FROM now() - updated_at)"
-                        " FROM worker_stats WHERE worker_index <> %s AND worker_index < %s ORDER BY worker_index",
-                        (self._own, self._workers))).fetchall()
+                        "SELECT process, ready, counters, gauges, extract(epoch FROM now() - updated_at)"
+                        " FROM worker_stats WHERE process = ANY(%s) ORDER BY process", (self.expected,))).fetchall()
             except _DB_ERRORS as err:
                 log.warning("worker stats not read: %s", type(err).__name__)
                 return self.workers
-            self.workers = [WorkerStats(int(i), bool(r), dict(c), dict(g), float(a)) for i, r, c, g, a in rows]
+            self.workers = [WorkerStats(str(n), bool(r), dict(c), dict(g), float(a)) for n, r, c, g, a in rows]
             return self.workers
 
 
+    def report(self) -> list[dict[str, Any]]:
+        """Every expected process for /health, a missing one as not ready and stale."""
+        seen = {w.process: w for w in self.workers}
+        return [seen[name].as_dict() if name in seen else
+                {"process": name, "ready": False, "stale": True, "age_s": None, "counters": {}, "gauges": {}}
+                for name in self.expected]
+
+    def up(self) -> dict[str, bool]:
+        """Expected process → ready with a fresh snapshot."""
+        seen = {w.process: w for w in self.workers}
+        return {name: name in seen and seen[name].ready and not seen[name].stale for name in self.expected}
+
+
 def combined(own: dict[str, int], others: list[WorkerStats]) -> dict[str, int]:
-    """Counters summed over this worker and the others (stale ones included: their counts happened)."""
+    """Counters summed over this process and the others (stale ones included: their counts happened)."""
     total = dict(own)
     for worker in others:
         for key, value in worker.counters.items():

@@ -204,7 +204,7 @@ def raw_floor(port: int, user: str, password: str, publisher: Publisher, work: W
 
 def start_workers(n: int, env: dict[str, str], log_dir: Path,
                   profile: Path | None = None) -> list[subprocess.Popen[bytes]]:
-    """Start n hub worker processes (index 0 also escalates); optionally under cProfile."""
+    """Start n hub worker processes and, as `make run` does, the escalation process; workers optionally profiled."""
     procs = []
     for i in range(n):
         log = (log_dir / f"worker{i}.log").open("ab")
@@ -213,6 +213,11 @@ def start_workers(n: int, env: dict[str, str], log_dir: Path,
             [sys.executable, *wrap, "-m", "hub", "worker"], stdout=log, stderr=log,
             preexec_fn=die_with_parent,  # noqa: PLW1509
             env={**env, "ELDERCARE_WORKERS": str(n), "ELDERCARE_WORKER_INDEX": str(i)}))
+    if env.get("ELDERCARE_ESCALATION_PROCESS", "true").lower() not in ("false", "0", "no", "off"):
+        log = (log_dir / "escalation.log").open("ab")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "hub", "escalation"], stdout=log, stderr=log,
+            preexec_fn=die_with_parent, env=env))  # noqa: PLW1509
     return procs
 
 
@@ -225,7 +230,7 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def rss_mb(procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
-    """Resident and peak memory of the workers, from /proc."""
+    """Resident and peak memory of the hub's processes (workers and escalation), from /proc."""
     now = peak = 0
     for p in procs:
         for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
@@ -234,7 +239,7 @@ def rss_mb(procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
             elif line.startswith("VmHWM:"):
                 peak += int(line.split()[1])
     return {"total": round(now / 1024, 1), "peak": round(peak / 1024, 1),
-            "per_worker": round(now / 1024 / len(procs), 1)}
+            "per_process": round(now / 1024 / len(procs), 1), "processes": len(procs)}
 
 
 def counts(conn: psycopg.Connection[Any], since: float) -> tuple[int, int, int, float | None]:

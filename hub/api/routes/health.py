@@ -5,7 +5,8 @@
 - `/health/ready`: the hub can take and store messages now (database and broker both up).
   A failing readiness probe means "do not send traffic / page the operator", not "restart".
 - `/health`: both, plus the detail (outages, last outage length, ingestion counters). With several
-  workers, also each other worker's last snapshot and the counters summed over all of them.
+  workers or a separate escalation process, also each other process's last snapshot and the
+  counters summed over all of them.
 """
 
 from __future__ import annotations
@@ -27,13 +28,10 @@ async def health(hub: HubDep) -> JSONResponse:
     body: dict[str, Any] = hub.health_report()
     body["liveness"] = {"live": True}
     body["readiness"] = hub.health.readiness()
-    if hub.settings.workers > 1:
+    if hub.other_workers.expected:
         others = await hub.other_workers.refresh()
-        seen = {w.index for w in others}
-        body["workers"] = [w.as_dict() for w in others] + [
-            {"worker": i, "ready": False, "stale": True, "age_s": None, "counters": {}, "gauges": {}}
-            for i in range(1, hub.settings.workers) if i not in seen]
-        body["workers_ok"] = all(w["ready"] and not w["stale"] for w in body["workers"])
+        body["workers"] = hub.other_workers.report()
+        body["workers_ok"] = all(hub.other_workers.up().values())
         body["ingest_all_workers"] = {"counters": dict(sorted(combined(hub.health.counters, others).items()))}
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 

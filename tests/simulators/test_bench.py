@@ -1,0 +1,29 @@
+"""`python -m simulators.bench ingest`, small: its JSON is valid and complete. Speed is not checked here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_small_benchmark_prints_one_complete_json_object(workers, tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "simulators.bench", "ingest", "--messages", "2000", "--devices", "1000",
+         "--workers", str(workers), "--sos-every", "200", "--latency-seconds", "3", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    [line] = run.stdout.strip().splitlines()  # one JSON object, the progress went to stderr
+    result = json.loads(line)
+    assert {"raw_floor_msgs_per_s", "hub_msgs_per_s", "ratio", "workers", "sos_latency_ms", "rss_mb"} <= set(result)
+    assert result["workers"] == workers
+    assert result["raw_floor_msgs_per_s"] > 0 and result["hub_msgs_per_s"] > 0
+    assert result["ratio"] == pytest.approx(result["hub_msgs_per_s"] / result["raw_floor_msgs_per_s"], abs=1e-3)
+    assert result["messages"] == 2000 and sum(result["message_counts"].values()) == 2000
+    latency = result["sos_latency_ms"]
+    assert latency["sent"] > 0 and latency["n"] == latency["sent"]  # every SOS reached a notification
+    assert 0 < latency["p50"] <= latency["p99"]
+    assert result["rss_mb"]["total"] > 0 and result["rss_mb"]["processes"] == workers + 1  # + escalation
