@@ -136,7 +136,7 @@ class Settings(BaseSettings):
         None, description="Phone number of the platform call centre, for voice/SMS channels that reach it."
     )
     escalation_concurrency: int = Field(
-        2, ge=1, le=32, description="Escalation steps one hub sends at the same time."
+        8, ge=1, le=32, description="Escalation steps one hub sends at the same time."
     )
     escalation_process: bool = Field(
         True,
