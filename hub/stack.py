@@ -19,7 +19,6 @@ from devices.credentials import CredentialStore, acl_text
 from hub.embedded import MosquittoInstance, PostgresInstance
 from hub.embedded.process import stop as stop_child
 from hub.errors import ConfigError
-from hub.service import Hub, serve
 from hub.settings import Settings
 from hub.storage.migrations import migrate
 
@@ -81,6 +80,7 @@ def _stop_children(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def _run(settings: Settings) -> None:
+    from hub.service import Hub, serve
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -184,6 +184,7 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 async def _run_worker(settings: Settings) -> None:
+    from hub.service import Hub, serve
     stop = _stop_on_signals()
     assert settings.db_url and settings.mqtt_url
     # Worker 0 started alone (the benchmark does) leaves escalation to `hub escalation` when so configured.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -9,6 +10,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts.model import Binding
 from devices.provisioning import BINDING_SQL as _QUERY
+
+
+def _shared(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (row[0], *(sys.intern(v) if isinstance(v, str) else v for v in row[1:]))
+
 
 _NEGATIVE_TTL_S = 5.0  # an unknown device is looked up again at most this often
 
@@ -26,7 +32,8 @@ class Bindings:
         """Fill the cache with every device; returns the count."""
         async with self._pool.connection() as conn:
             rows = await (await conn.execute(_QUERY)).fetchall()
-        self._known = {row[0]: Binding(*row) for row in rows}
+        # Types, rooms, regions, households and residents repeat across devices: keep one copy of each.
+        self._known = {row[0]: Binding(*_shared(row)) for row in rows}
         self._z2m = {b.z2m_name: b.device_id for b in self._known.values() if b.z2m_name}
         self._unknown.clear()
         return len(self._known)
