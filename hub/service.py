@@ -30,6 +30,7 @@ from hub.ingest.pipeline import Pipeline
 from hub.ingest.writer import Committed, Writer
 from hub.ratelimit import SlidingWindow
 from hub.settings import Settings
+from hub.shutdown import unless_stopped
 from hub.storage import capabilities, retention
 from hub.storage.migrations import migrate
 from hub.storage.pool import make_pool, wait_for_database
@@ -177,7 +178,9 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
         server = uvicorn.Server(config)
         # We own SIGINT/SIGTERM: uvicorn must neither take them over nor re-raise them on exit.
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    await hub.prepare()
+    if not await unless_stopped(hub.prepare(), stop):
+        await hub.close()  # stopped while waiting for the database: nothing else was started
+        return
     # Everything loaded so far (bindings, monitors, modules) lives as long as the process: keep it out of
     # the cyclic collector, whose full passes over it otherwise stall ingestion for tens of milliseconds.
     gc.collect()

@@ -197,12 +197,14 @@ async def _run_escalation(settings: Settings) -> None:
     from alerts.engine import Engine
     from hub import worker_stats
     from hub.health import Health
+    from hub.shutdown import unless_stopped
     from hub.storage.pool import make_pool, wait_for_database
 
     stop = _stop_on_signals()
     assert settings.db_url
     health = Health()
-    await wait_for_database(settings.db_url, health)
+    if not await unless_stopped(wait_for_database(settings.db_url, health), stop):
+        return
     await asyncio.to_thread(migrate, settings.db_url)  # the tables it works on exist before worker 0 is up
     pool = make_pool(settings.db_url, settings.db_pool_max)
     await pool.open(wait=True, timeout=30)
