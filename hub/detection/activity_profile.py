@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -166,6 +167,12 @@ def profile_from_events(
     return learner.profile(horizon)
 
 
+@functools.lru_cache(maxsize=64)
+def _cold_start(prior: tuple[float, ...], cap: float, floor: float) -> tuple[float, ...]:
+    # One shared tuple per configuration: the live hub builds a monitor for every new resident.
+    return tuple(min(cap, max(floor, p)) for p in prior)
+
+
 def hourly_activity(
     profile: ActivityProfile | None,
     prior: Sequence[float],
@@ -174,7 +181,7 @@ def hourly_activity(
     cap: float,
     floor: float = 0.02,
     strength: float = 2.0,
-) -> tuple[list[float], bool]:
+) -> tuple[Sequence[float], bool]:
     """Probability of at least one event in each hour of the week, and whether it was learned.
 
     Cold start (less than ``min_history_days`` at home) returns the prior. Otherwise each
@@ -184,7 +191,7 @@ def hourly_activity(
     if len(prior) != HOURS_PER_WEEK:
         raise DetectionError("prior must have 168 hourly values")
     if profile is None or profile.history_days < min_history_days:
-        return [min(cap, max(floor, p)) for p in prior], False
+        return _cold_start(tuple(prior), cap, floor), False
     by_hour: list[tuple[float, int]] = []
     for hod in range(24):
         cells = [profile.hours[day * 24 + hod] for day in range(7)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -125,6 +126,16 @@ def default_prior(cfg: InactivityConfig, sleep_start: time, sleep_end: time) -> 
         asleep = in_daily_window(mid, sleep_start, sleep_end)
         prior.append(cfg.default_sleep_activity if asleep else cfg.default_awake_activity)
     return tuple(prior)
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_rates(probs: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(-math.log(1.0 - p) for p in probs)
+
+
+def _rates(probs: Sequence[float]) -> Sequence[float]:
+    """Hourly event rates from probabilities; cold-start tuples (shared per configuration) computed once."""
+    return _shared_rates(probs) if isinstance(probs, tuple) else [-math.log(1.0 - p) for p in probs]
 
 
 class PresenceTracker:
@@ -254,12 +265,12 @@ class SilenceDetector:
         self.last_room = ""
         self.fired = False
         self.bed_occupied: bool | None = None
-        self._rate = [-math.log(1.0 - p) for p in default_prior(cfg, sleep_start, sleep_end)]
+        self._rate = _rates(default_prior(cfg, sleep_start, sleep_end))
         self.learned = False
 
-    def set_hourly_activity(self, probs: list[float], learned: bool) -> None:
+    def set_hourly_activity(self, probs: Sequence[float], learned: bool) -> None:
         """Use new hourly activity probabilities (168 values)."""
-        self._rate = [-math.log(1.0 - p) for p in probs]
+        self._rate = _rates(probs)
         self.learned = learned
 
     def observe(self, ev: HomeEvent) -> None:

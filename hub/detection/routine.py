@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -78,7 +79,7 @@ class RoutineConfig(BaseModel):
     )
 
 
-def learned_wake_time(probs: list[float], weekday: int) -> time | None:
+def learned_wake_time(probs: Sequence[float], weekday: int) -> time | None:
     """End of the first hour from 04:00 in which the resident is usually (p >= 0.5) active."""
     for hod in range(4, 12):
         if probs[weekday * 24 + hod] >= 0.5:
@@ -93,7 +94,7 @@ class RoutineDetector:
         self.cfg = cfg
         self.sleep_start = sleep_start
         self.sleep_end = sleep_end
-        self._probs: list[float] | None = None
+        self._probs: Sequence[float] | None = None
         self.watching_since: datetime | None = None
         self.morning_done: date | None = None
         self.morning_fired: date | None = None
@@ -104,7 +105,7 @@ class RoutineDetector:
         self.checkin_done: date | None = None
         self.checkin_fired: date | None = None
 
-    def set_hourly_activity(self, probs: list[float], learned: bool) -> None:
+    def set_hourly_activity(self, probs: Sequence[float], learned: bool) -> None:
         """Use learned hourly probabilities for the wake time (ignored until learned)."""
         self._probs = probs if learned else None
 

@@ -73,7 +73,7 @@ def test_online_learner_never_sees_the_future() -> None:
 def test_hourly_activity_cold_start_and_shrinkage() -> None:
     prior = [0.5] * 168
     probs, learned = hourly_activity(None, prior, min_history_days=7, cap=0.95)
-    assert not learned and probs == prior
+    assert not learned and list(probs) == prior
 
     busy = profile_from_counts([(h, 10.0, 1.0, 1) for h in range(168)])
     probs, learned = hourly_activity(busy, prior, min_history_days=7, cap=0.95)
@@ -81,6 +81,6 @@ def test_hourly_activity_cold_start_and_shrinkage() -> None:
     assert 0.5 < probs[10] <= 0.95
 
     short = profile_from_counts([(h, 10.0, 1.0, 1) for h in range(24)])
-    assert hourly_activity(short, prior, min_history_days=7, cap=0.95) == (prior, False)
+    assert hourly_activity(short, prior, min_history_days=7, cap=0.95) == (tuple(prior), False)
     with pytest.raises(DetectionError):
         hourly_activity(busy, [0.5], min_history_days=7, cap=0.95)
