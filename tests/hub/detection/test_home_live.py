@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -78,3 +79,43 @@ async def test_baseline_is_learned_from_stored_events(db_url, world, timescaledb
     tuesday = 24  # isodow 2
     assert hours[tuesday + 10].share_active == 1.0  # 10:00 local
     assert hours[tuesday + 3].share_active == 0.0  # 03:00 local
+
+
+@pytest.mark.anyio
+async def test_periodic_rounds_over_many_residents_yield_between_slices(db_url):
+    t = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
+    n = 1200  # more than two slices
+
+    def watch_with_residents(pool: AsyncConnectionPool) -> HomeWatch:
+        watch = HomeWatch(pool)
+        for i in range(n):
+            binding = Binding(f"M{i}", "motion", f"R{i}", f"H{i}", "sz/futian/lianhua", "living_room")
+            watch.observe(Observation(f"M{i}", "motion", t, f"m{i}", data={"motion": True}), binding)
+        return watch
+
+    async with AsyncConnectionPool(db_url, min_size=1, max_size=2, open=False) as pool:
+        sliced, whole = watch_with_residents(pool), watch_with_residents(pool)
+        turns = 0
+
+        async def other_work() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.create_task(other_work())
+        await asyncio.sleep(0)
+        before = turns
+        later = t + timedelta(hours=8)
+        fired = await sliced.tick_all(later)
+        during_tick = turns - before
+        saved = await sliced.save()
+        other.cancel()
+        assert sorted((f.resident_id, f.type) for f in fired) == sorted(
+            (f.resident_id, f.type) for f in whole.tick(later))
+        assert sum(f.type == "inactivity" for f in fired) == n
+        assert during_tick >= 2  # the loop ran other work between slices
+        assert saved == n
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        row = await (await conn.execute("SELECT count(*) FROM detector_state WHERE detector = 'home'")).fetchone()
+    assert row == (n,)
