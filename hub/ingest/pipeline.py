@@ -217,7 +217,7 @@ class Pipeline:
             self._health.count("forwarded_for_detection")
         if obs.critical:
             self._health.count("critical_in")
-        self._writer.add(obs, binding, triggers, item.ack, received)
+        self._writer.add(obs, binding, triggers, item.ack, received, urgent=item.urgent)
 
 
 def _device_from_topic(topic: str) -> str | None:

@@ -28,7 +28,8 @@ async def writer(settings, world):
     try:
         yield w
     finally:
-        await w._release()
+        await w._release(w._main)
+        await w._release(w._urgent)
         await pool.close()
 
 
@@ -42,6 +43,12 @@ async def _binding(world, device_id: str, device_type: str, room: str | None = N
             "SELECT r.household_id, h.region_path FROM residents r JOIN households h ON h.id = r.household_id"
             " WHERE r.id = %s", (rid,))).fetchone()
     return Binding(device_id, device_type, rid, hid, region, room)
+
+
+async def _flush(writer: Writer, lane):
+    """Write one lane's pending batch directly, as its run loop would, and start a new one."""
+    batch, lane.batch = lane.batch, type(lane.batch)()
+    return await writer._write(lane, batch)
 
 
 def _sos(binding: Binding, ts: datetime) -> tuple[Observation, list[Trigger]]:
@@ -67,7 +74,7 @@ async def test_a_batch_stores_every_kind_of_row(writer, world, settings):
     writer.add(Observation("MO1", "motion", now, "m1", data={"motion": True, "note": "a \"quoted\" {x}"},
                            readings=(("battery", 80.0),)), motion, [], lambda: acks.append("m1"), now)
     writer.dead_letter("t/x", None, "malformed_json", "bad", b"{not json", None)
-    committed = await writer._write(writer._batch)
+    committed = await _flush(writer, writer._main)
     assert (committed.messages, committed.duplicates) == (4, 0)
     async with await psycopg.AsyncConnection.connect(settings.db_url) as conn:
         readings = await (await conn.execute(
@@ -93,13 +100,13 @@ async def test_a_redelivered_sos_is_stored_and_alerted_once(writer, world, setti
     for _ in range(2):  # a second delivery in a later batch
         obs, triggers = _sos(wb, ts)
         writer.add(obs, wb, triggers, None, ts)
-        committed = await writer._write(writer._batch)
-        writer._batch = type(writer._batch)()
+        committed = await _flush(writer, writer._urgent)  # an SOS takes the urgent lane
     assert committed.duplicates == 1 and committed.alerts == []
     obs, triggers = _sos(wb, ts)
     writer.add(obs, wb, triggers, None, ts)
     writer.add(obs, wb, triggers, None, ts)  # and twice inside one batch
-    committed = await writer._write(writer._batch)
+    assert not writer._main.batch.messages
+    committed = await _flush(writer, writer._urgent)
     assert committed.alerts == []
     async with await psycopg.AsyncConnection.connect(settings.db_url) as conn:
         events = await (await conn.execute("SELECT count(*) FROM device_events WHERE kind = 'sos'")).fetchone()
@@ -112,10 +119,9 @@ async def test_the_writer_gets_a_new_connection_when_its_own_was_dropped(writer,
     wb = await _binding(world, "WB1", "wristband")
     now = datetime.now(UTC)
     writer.add(Observation("WB1", "heartbeat", now, "h1", readings=(("battery", 81.0),)), wb, [], None, now)
-    await writer._write(writer._batch)
-    writer._batch = type(writer._batch)()
-    assert writer._conn is not None
-    pid = writer._conn.info.backend_pid
+    await _flush(writer, writer._main)
+    assert writer._main.conn is not None
+    pid = writer._main.conn.info.backend_pid
     async with await psycopg.AsyncConnection.connect(settings.db_url, autocommit=True) as conn:
         await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
     acked: list[bool] = []
@@ -131,3 +137,62 @@ async def test_the_writer_gets_a_new_connection_when_its_own_was_dropped(writer,
     async with await psycopg.AsyncConnection.connect(settings.db_url) as conn:
         rows = await (await conn.execute("SELECT count(*) FROM readings")).fetchone()
     assert rows == (2,)
+
+
+async def test_an_sos_commits_while_the_telemetry_batch_is_stuck(writer, world, settings):
+    motion = await _binding(world, "MO1", "motion")
+    wb = await _binding(world, "WB1", "wristband")
+    now = datetime.now(UTC)
+    writer.add(Observation("MO1", "heartbeat", now, "h0", readings=(("battery", 80.0),)), motion, [], None, now)
+    await _flush(writer, writer._main)  # MO1 has a status row now
+    acked: list[str] = []
+    task = asyncio.create_task(writer.run())
+    try:
+        async with await psycopg.AsyncConnection.connect(settings.db_url) as blocker:
+            # Another transaction holds MO1's status row: the main lane's next batch waits on it.
+            await blocker.execute("SELECT 1 FROM device_status WHERE device_id = 'MO1' FOR UPDATE")
+            writer.add(Observation("MO1", "heartbeat", now + timedelta(seconds=1), "h1", critical=True,
+                                   readings=(("battery", 79.0),)), motion, [], lambda: acked.append("h1"), now)
+            obs, triggers = _sos(wb, now)
+            writer.add(obs, wb, triggers, lambda: acked.append("sos"), now, urgent=True)
+            await asyncio.wait_for(writer._urgent.idle.wait(), 10)
+            assert acked == ["sos"]  # committed and acknowledged while the telemetry batch still waits
+            assert not writer._main.idle.is_set()
+            async with await psycopg.AsyncConnection.connect(settings.db_url) as conn:
+                alerts = await (await conn.execute("SELECT type FROM alerts")).fetchall()
+            assert alerts == [("sos",)]
+            await blocker.rollback()
+        await writer.drain(timeout=10)
+        assert acked == ["sos", "h1"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_both_lanes_update_one_device_status_without_losing_either(writer, world, settings):
+    wb = await _binding(world, "WB1", "wristband")
+    now = datetime.now(UTC).replace(microsecond=0)
+    task = asyncio.create_task(writer.run())
+    try:
+        for i in range(20):  # many interleaved batches of both lanes over the same status row
+            ts = now + timedelta(seconds=i)
+            writer.add(Observation("WB1", "heartbeat", ts, f"h{i}", readings=(("battery", 90.0 - i),),
+                                   status={"battery": 90.0 - i}), wb, [], None, ts)
+            obs, triggers = _sos(wb, ts)
+            obs = Observation(obs.device_id, obs.kind, ts, f"sos{i}", critical=True, data=obs.data,
+                              location=obs.location)
+            writer.add(obs, wb, triggers, None, ts, urgent=True)
+            await asyncio.sleep(0)
+        await writer.drain(timeout=20)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    async with await psycopg.AsyncConnection.connect(settings.db_url) as conn:
+        status = await (await conn.execute("SELECT last_seen, battery FROM device_status")).fetchall()
+        counts = await (await conn.execute(
+            "SELECT (SELECT count(*) FROM device_events WHERE kind = 'sos'),"
+            " (SELECT count(*) FROM readings WHERE metric = 'battery')")).fetchone()
+        alerts = await (await conn.execute("SELECT count(*), max(trigger_count) FROM alerts")).fetchone()
+    assert status == [(now + timedelta(seconds=19), 71.0)]
+    assert counts == (20, 20)
+    assert alerts == (1, 20)  # one open SOS alert, refreshed by every press
