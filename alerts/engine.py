@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -167,7 +168,8 @@ class Engine:
         self._health = health
         self._clock = clock
         self.config = config or build_config(pool)
-        self._wake = asyncio.Event()
+        self._idle: deque[asyncio.Future[None]] = deque()  # run()'s workers waiting for work
+        self._poked = False  # a wake-up found no idle worker: the next one to finish looks again
 
     @classmethod
     def from_settings(cls, pool: AsyncConnectionPool[Any], health: Health, settings: Settings,
@@ -185,8 +187,13 @@ class Engine:
         return self.config.policies
 
     def wake(self) -> None:
-        """A new alert or an emergency confirmation was committed: look for due timers now."""
-        self._wake.set()
+        """A new alert or an emergency confirmation was committed: one idle worker looks for due timers now."""
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._poked = True
 
     def emergency_kind(self, alert_type: str, severity: str, risk_flags: Sequence[str]) -> str:
         """Whom an operator's emergency confirmation calls for this alert: 120 or 110."""
@@ -206,33 +213,58 @@ class Engine:
                 conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
                 async with conn:
                     await conn.execute("LISTEN eldercare_feed")
-                    self._wake.set()  # anything committed while we were not listening
+                    self.wake()  # anything committed while we were not listening
                     async for _ in conn.notifies():
-                        self._wake.set()
+                        self.wake()
             except (psycopg.Error, OSError) as err:
                 log.warning("escalation listener lost the database (%s); polling until it is back",
                             type(err).__name__)
                 await asyncio.sleep(1.0)
 
     async def run(self, poll_s: float = 1.0) -> None:
-        """Run due steps until cancelled; a database outage is logged and retried."""
+        """Run due steps until cancelled, `concurrency` at a time; a database outage is logged and retried."""
         listener = asyncio.create_task(self._listen(), name="escalation-listener")
         try:
-            while True:
-                wait = poll_s
-                # Cleared before the round, not after: an alert committed while the round runs keeps
-                # its wake-up instead of waiting for the next poll.
-                self._wake.clear()
-                try:
-                    await self.tick()
-                    wait = await self._next_wait(poll_s)
-                except (psycopg.Error, PoolTimeout, OSError) as err:
-                    log.warning("escalation tick failed: %s", type(err).__name__)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+            async with asyncio.TaskGroup() as tg:
+                for i in range(max(1, self.config.concurrency)):
+                    tg.create_task(self._work(poll_s), name=f"escalation-{i}")
         finally:
             listener.cancel()
             await self.config.aclose()
+
+    async def _work(self, poll_s: float) -> None:
+        """One of run()'s workers: claim and run due steps; when none is due, wait for a wake-up or the next due time.
+
+        A worker waits for nothing but work: a new alert is claimed by an idle worker the moment its
+        NOTIFY arrives, not after a sweep of every worker finishes, and a worker that found a job wakes
+        one more, so a burst spreads over the workers without every wake-up querying from all of them.
+        """
+        outage = 0
+        while True:
+            self._poked = False  # this claim serves every wake-up so far: it sees all that was committed
+            try:
+                job = await self._claim()
+                wait = poll_s if job is not None else await self._next_wait(poll_s)
+                outage = 0
+            except (psycopg.Error, PoolTimeout, OSError) as err:
+                outage += 1
+                log.warning("escalation claim failed: %s", type(err).__name__)
+                await asyncio.sleep(min(10.0, poll_s * outage))
+                continue
+            if job is not None:
+                self.wake()  # more may be due
+                await self._run_job(job)
+                continue
+            if self._poked:
+                continue  # woken while claiming, with no one idle to take it
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter, wait)
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._idle.remove(waiter)
 
     async def _next_wait(self, poll_s: float) -> float:
         async with self._pool.connection() as conn:
@@ -257,12 +289,7 @@ class Engine:
                 if job is None:
                     return
                 processed += 1
-                try:
-                    await self._process(job)
-                except Exception:
-                    # The lease is left to expire, so the step is retried in LEASE_S seconds.
-                    log.exception("escalation step failed alert_id=%s", job.timer["alert_id"])
-                    self._health.count("escalation_errors")
+                await self._run_job(job)
 
         async with asyncio.TaskGroup() as tg:
             for _ in range(max(1, self.config.concurrency)):
@@ -270,6 +297,14 @@ class Engine:
         if outages:
             raise outages[0]  # `run` logs it and tries again; callers see the plain database error
         return processed
+
+    async def _run_job(self, job: _Job) -> None:
+        try:
+            await self._process(job)
+        except Exception:
+            # The lease is left to expire, so the step is retried in LEASE_S seconds.
+            log.exception("escalation step failed alert_id=%s", job.timer["alert_id"])
+            self._health.count("escalation_errors")
 
     async def _claim(self) -> _Job | None:
         """Lease one due timer (new, confirmed or past due) and read its alert, in one round trip."""

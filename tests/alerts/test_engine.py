@@ -112,6 +112,28 @@ async def test_a_step_due_while_the_hub_was_down_fires_within_a_second_of_restar
             await task
 
 
+async def test_a_running_engine_takes_every_alert_of_a_burst_on_wake_ups_not_polls(world, db_url, engines, hooks, clock):
+    residents = [f"R{i}" for i in range(6)]
+    for rid in residents:
+        await world.resident(rid, contacts=1)
+    await staff(world, db_url)
+    engine = await engines.make(clock, channels_doc(hooks), concurrency=2)
+    task = asyncio.create_task(engine.run(poll_s=60))  # a poll would come far too late: only wake-ups count
+    try:
+        await asyncio.sleep(0.5)  # both workers found nothing and wait
+        for rid in residents:  # more alerts than workers, committed while workers are busy with earlier ones
+            await raise_trigger(db_url, rid, "sos")
+        deadline = time.monotonic() + 15
+        while len(hooks.on("/family")) < len(residents):
+            assert time.monotonic() < deadline, f"only {len(hooks.on('/family'))} of 6 first steps ran"
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert sorted(b["recipient"]["id"] for b in hooks.on("/family")) == sorted(f"contact-{r}-1" for r in residents)
+
+
 async def test_two_engines_at_once_notify_each_recipient_once_per_step(world, db_url, engines, hooks, clock):
     residents = [f"R{i}" for i in range(6)]
     for rid in residents:
