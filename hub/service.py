@@ -196,7 +196,9 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
                 tg.create_task(hub.home.run(hub.writer.add_triggers, hub.caps.timescaledb), name="home-detection"),
                 tg.create_task(_every(300, hub.geofences.refresh), name="safe-zones"),
             ]
-            if not hub.primary:  # only worker 0 serves /health and /metrics; it reads these snapshots
+            # Only worker 0 serves /health and /metrics, and it reads these snapshots; a worker 0 without the
+            # API (the benchmark's) writes its own, so its counters can be read somewhere too.
+            if not hub.primary or server is None:
                 tasks.append(tg.create_task(worker_stats.run(
                     hub.pool, worker_stats.worker_name(settings.worker_index), hub.health, hub.health_report),
                     name="worker-stats"))
