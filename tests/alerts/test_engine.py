@@ -112,7 +112,7 @@ async def test_a_step_due_while_the_hub_was_down_fires_within_a_second_of_restar
             await task
 
 
-async def test_a_running_engine_takes_every_alert_of_a_burst_on_wake_ups_not_polls(world, db_url, engines, hooks, clock):
+async def test_a_running_engine_takes_every_alert_of_a_burst_on_wake_ups(world, db_url, engines, hooks, clock):
     residents = [f"R{i}" for i in range(6)]
     for rid in residents:
         await world.resident(rid, contacts=1)
