@@ -134,6 +134,11 @@ _CLAIM = (
 )
 
 
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 @dataclass
 class _Job:
     """One claimed timer row with its alert."""
@@ -257,12 +262,17 @@ class Engine:
                 continue
             if self._poked:
                 continue  # woken while claiming, with no one idle to take it
-            waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
             self._idle.append(waiter)
+            # A bare future with a timer, not asyncio.wait_for: on Python 3.11, wait_for returns normally
+            # when its future completes just as the task is cancelled, and a worker that swallowed its
+            # cancellation would keep the engine (and a hub's shutdown) from ever finishing.
+            timer = loop.call_later(wait, _settle, waiter)
             try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter, wait)
+                await waiter
             finally:
+                timer.cancel()
                 with contextlib.suppress(ValueError):
                     self._idle.remove(waiter)
 

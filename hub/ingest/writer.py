@@ -246,8 +246,11 @@ class Writer:
             wait = self._flush_s - (time.monotonic() - batch.first_added)
             if wait > 0 and not batch.critical and len(batch) < self._batch_max:
                 lane.wake.clear()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+                # arrives as the event is set, and the writer would then never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lane.wake.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await lane.wake.wait()
                 continue
             lane.batch = Batch()
             while True:

@@ -134,6 +134,19 @@ async def test_a_running_engine_takes_every_alert_of_a_burst_on_wake_ups(world, 
     assert sorted(b["recipient"]["id"] for b in hooks.on("/family")) == sorted(f"contact-{r}-1" for r in residents)
 
 
+async def test_an_engine_woken_as_it_is_cancelled_still_stops(world, db_url, engines, hooks, clock):
+    engine = await engines.make(clock, channels_doc(hooks), concurrency=2)
+    task = asyncio.create_task(engine.run(poll_s=60))
+    for _ in range(200):
+        if len(engine._idle) == 2:  # both workers wait for work
+            break
+        await asyncio.sleep(0.02)
+    engine.wake()  # a NOTIFY arrives...
+    task.cancel()  # ...in the same loop turn as the shutdown
+    done, _ = await asyncio.wait({task}, timeout=5)
+    assert done, "a worker swallowed its cancellation: the engine (and the hub's shutdown) would never end"
+
+
 async def test_two_engines_at_once_notify_each_recipient_once_per_step(world, db_url, engines, hooks, clock):
     residents = [f"R{i}" for i in range(6)]
     for rid in residents:
