@@ -54,6 +54,7 @@ from alerts.policy import (
 )
 from alerts.store import add_event, feed
 from hub.health import Health
+from hub.shutdown import raise_if_cancelled
 
 if TYPE_CHECKING:
     from hub.settings import Settings
@@ -246,6 +247,7 @@ class Engine:
         """
         outage = 0
         while True:
+            raise_if_cancelled()
             self._poked = False  # this claim serves every wake-up so far: it sees all that was committed
             try:
                 job = await self._claim()
@@ -347,8 +349,9 @@ class Engine:
             raise
         finally:
             renew.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renew
+            # asyncio.wait, not `suppress(CancelledError): await renew`: that also swallowed a shutdown's
+            # cancellation arriving at this moment, and the worker then ran on and the engine never stopped.
+            await asyncio.wait({renew})
         await self._record(job, outcome)
 
     async def _release(self, job: _Job) -> None:

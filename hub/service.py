@@ -30,7 +30,7 @@ from hub.ingest.pipeline import Pipeline
 from hub.ingest.writer import Committed, Writer
 from hub.ratelimit import SlidingWindow
 from hub.settings import Settings
-from hub.shutdown import unless_stopped
+from hub.shutdown import raise_if_cancelled, unless_stopped
 from hub.storage import capabilities, retention
 from hub.storage.migrations import migrate
 from hub.storage.pool import make_pool, wait_for_database
@@ -157,6 +157,7 @@ class Hub:
 async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
     """Run a refresh job on a schedule; a database hiccup waits for the next round."""
     while True:
+        raise_if_cancelled()
         await asyncio.sleep(seconds)
         try:
             await job()

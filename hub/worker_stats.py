@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from hub.health import Health
+from hub.shutdown import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ async def run(pool: AsyncConnectionPool[Any], process: str, health: Health, repo
               every_s: float = PUBLISH_S) -> None:
     """Publish a snapshot every few seconds until cancelled; a database outage only skips snapshots."""
     while True:
+        raise_if_cancelled()
         try:
             await publish(pool, process, health, report)
         except _DB_ERRORS as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import secrets
 import tempfile
 import uuid
@@ -157,7 +158,15 @@ async def running_hub(settings: Settings) -> AsyncIterator[object]:
         yield hub
     finally:
         stop.set()
-        await asyncio.wait_for(task, 20)
+        done, _ = await asyncio.wait({task}, timeout=20)
+        if not done:  # a hang is a failure with every task's stack, not a CI run that never ends
+            stacks = io.StringIO()
+            for pending in asyncio.all_tasks():
+                pending.print_stack(file=stacks)
+            task.cancel()
+            await asyncio.wait({task}, timeout=5)
+            raise RuntimeError(f"the hub did not stop within 20 s; its tasks:\n{stacks.getvalue()}")
+        task.result()
 
 
 def _port_open(port: int) -> bool:

@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from alerts.model import ALERT_TYPES, Trigger
 from devices.device_type import DeviceType
 from hub.plugins import Registry
+from hub.shutdown import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ async def check(pool: AsyncConnectionPool[Any], types: Registry[DeviceType], now
 async def run(pool: AsyncConnectionPool[Any], types: Registry[DeviceType], emit: Any, every_s: float = 60.0) -> None:
     """Check on a schedule; a failed round is logged and retried."""
     while True:
+        raise_if_cancelled()
         await asyncio.sleep(every_s)
         try:
             emit(await check(pool, types, datetime.now(UTC)))

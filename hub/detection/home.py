@@ -19,6 +19,7 @@ from hub.detection.activity_profile import profile_from_counts
 from hub.detection.home_events import AlertTrigger, DetectionError, HomeEvent
 from hub.detection.home_monitor import HomeMonitor, ResidentConfig
 from hub.detection.routine import RoutineConfig
+from hub.shutdown import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +215,7 @@ class HomeWatch:
         """Tick once a minute, raise what is due, and save state; relearn baselines every few hours."""
         next_profiles = 0.0
         while True:
+            raise_if_cancelled()
             await asyncio.sleep(every_s)
             try:
                 if time.monotonic() >= next_profiles:

@@ -23,6 +23,7 @@ from hub.ingest.inbound import Inbound
 from hub.ingest.partition import INTERNAL_ROOT, STATEFUL_KINDS, Partition, unwrap, wrap
 from hub.ingest.writer import Writer
 from hub.plugins import Registry
+from hub.shutdown import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class Pipeline:
     async def run(self) -> None:
         """Consume forever: urgent messages first, then critical ones, then telemetry."""
         while True:
+            raise_if_cancelled()
             if not self._urgent and not self._critical and not self._telemetry:
                 self._ready.clear()
                 await self._ready.wait()

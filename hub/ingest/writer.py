@@ -25,6 +25,7 @@ from alerts.model import Binding, Trigger
 from alerts.store import raise_alert
 from devices.observation import Observation
 from hub.health import Health
+from hub.shutdown import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,7 @@ class Writer:
     async def _run(self, lane: _Lane) -> None:
         attempt = 0
         while True:
+            raise_if_cancelled()
             batch = lane.batch
             if not batch.messages and not len(batch):
                 lane.idle.set()
@@ -254,6 +256,7 @@ class Writer:
                 continue
             lane.batch = Batch()
             while True:
+                raise_if_cancelled()
                 try:
                     committed = await self._write(lane, batch)
                     break

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from hub.shutdown import raise_if_cancelled
 from hub.storage.capabilities import Capabilities
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ async def run(pool: AsyncConnectionPool[Any], caps: Capabilities, keep: dict[str
               every_s: float = 3600.0) -> None:
     """Apply retention on a schedule; a failed run is logged and retried next time."""
     while True:
+        raise_if_cancelled()
         try:
             removed = await apply_once(pool, caps, keep)
             if any(removed.values()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import time
 import pytest
 
 from hub.embedded import free_port
-from hub.shutdown import unless_stopped
+from hub.shutdown import raise_if_cancelled, unless_stopped
 
 
 @pytest.mark.anyio
@@ -51,3 +52,23 @@ def test_sigterm_while_the_database_is_unreachable_exits_promptly(command, tmp_p
         if proc.poll() is None:
             proc.kill()
         log.close()
+
+
+@pytest.mark.anyio
+async def test_a_loop_stops_even_when_a_library_swallowed_its_cancellation():
+    rounds = 0
+
+    async def loop() -> None:
+        nonlocal rounds
+        while True:
+            raise_if_cancelled()
+            rounds += 1
+            with contextlib.suppress(asyncio.CancelledError):  # what 3.11's wait_for in a client library can do
+                await asyncio.sleep(3600)
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=2)
+    assert done and task.cancelled()
+    assert rounds == 1
