@@ -8,6 +8,7 @@ import gc
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -186,6 +187,7 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
     # the cyclic collector, whose full passes over it otherwise stall ingestion for tens of milliseconds.
     gc.collect()
     gc.freeze()
+    listening_since = datetime.now(UTC)
     hub.start_ingest(asyncio.get_running_loop())
     assert hub.caps is not None
     keep = retention.plan(settings.retention_days_telemetry, settings.retention_hours_imu)
@@ -208,7 +210,9 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
             if hub.primary:  # database-driven jobs need only one runner
                 tasks += [
                     tg.create_task(retention.run(hub.pool, hub.caps, keep), name="retention"),
-                    tg.create_task(device_health.run(hub.pool, device_types(), hub.writer.add_triggers),
+                    # Silence is not counted while this hub was away: a restart is not every device going offline.
+                    tg.create_task(device_health.run(hub.pool, device_types(), hub.writer.add_triggers,
+                                                     listening_since=listening_since),
                                    name="health"),
                 ]
             if server is not None:

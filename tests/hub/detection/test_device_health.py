@@ -47,3 +47,17 @@ async def test_a_device_clock_in_the_past_is_not_offline(db_url, world):
                            " ('WB9', %s, %s, true)", (NOW - timedelta(hours=3), NOW - timedelta(minutes=1)))
     async with AsyncConnectionPool(db_url, min_size=1, max_size=2, open=False) as pool:
         assert await check(pool, device_types(), NOW) == []
+
+
+async def test_silence_while_the_hub_was_away_does_not_count(db_url, world):
+    await world.resident("R1")
+    await world.device("WB1", "wristband", "R1")
+    await _status(db_url, "WB1", NOW - timedelta(hours=1), worn=True)  # last heard before the hub went down
+    async with AsyncConnectionPool(db_url, min_size=1, max_size=2, open=False) as pool:
+        restarted = NOW - timedelta(minutes=2)  # its backlog may not even be read yet
+        assert await check(pool, device_types(), NOW, listening_since=restarted) == []
+        # Still silent ten minutes (the wristband's limit) after the hub came back: offline after all.
+        later = await check(pool, device_types(), restarted + timedelta(minutes=10, seconds=1),
+                            listening_since=restarted)
+    assert [(t.source_device, t.type) for t in later] == [("WB1", "device_offline")]
+    assert later[0].details["last_heard"] == (NOW - timedelta(hours=1)).isoformat()
