@@ -175,7 +175,8 @@ class Engine:
         self._clock = clock
         self.config = config or build_config(pool)
         self._idle: deque[asyncio.Future[None]] = deque()  # run()'s workers waiting for work
-        self._poked = False  # a wake-up found no idle worker: the next one to finish looks again
+        self._wakes = 0  # wake-ups so far: a worker whose claim found nothing looks again if this moved
+        self._claiming = 0  # workers between the start of a claim and its answer
 
     @classmethod
     def from_settings(cls, pool: AsyncConnectionPool[Any], health: Health, settings: Settings,
@@ -193,13 +194,19 @@ class Engine:
         return self.config.policies
 
     def wake(self) -> None:
-        """A new alert or an emergency confirmation was committed: one idle worker looks for due timers now."""
+        """A new alert or an emergency confirmation was committed: a worker looks for due timers now."""
+        self._wakes += 1
+        if not self._claiming:
+            # While some worker is claiming, a burst of NOTIFYs (each alert brings several: its creation,
+            # its feed entries) costs that worker one more look, not a query per notification.
+            self._wake_idle()
+
+    def _wake_idle(self) -> None:
         while self._idle:
             waiter = self._idle.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 return
-        self._poked = True
 
     def emergency_kind(self, alert_type: str, severity: str, risk_flags: Sequence[str]) -> str:
         """Whom an operator's emergency confirmation calls for this alert: 120 or 110."""
@@ -248,7 +255,8 @@ class Engine:
         outage = 0
         while True:
             raise_if_cancelled()
-            self._poked = False  # this claim serves every wake-up so far: it sees all that was committed
+            seen = self._wakes
+            self._claiming += 1
             try:
                 job = await self._claim()
                 wait = poll_s if job is not None else await self._next_wait(poll_s)
@@ -256,14 +264,18 @@ class Engine:
             except (psycopg.Error, PoolTimeout, OSError) as err:
                 outage += 1
                 log.warning("escalation claim failed: %s", type(err).__name__)
+                job, wait = None, -1.0
+            finally:
+                self._claiming -= 1
+            if wait < 0:
                 await asyncio.sleep(min(10.0, poll_s * outage))
                 continue
             if job is not None:
-                self.wake()  # more may be due
+                self._wake_idle()  # more may be due: one more worker looks, so a burst spreads
                 await self._run_job(job)
                 continue
-            if self._poked:
-                continue  # woken while claiming, with no one idle to take it
+            if self._wakes != seen:
+                continue  # woken while claiming: what was committed meanwhile may not have been seen
             loop = asyncio.get_running_loop()
             waiter = loop.create_future()
             self._idle.append(waiter)
