@@ -52,7 +52,7 @@ from alerts.policy import (
     read_document,
     select_policy,
 )
-from alerts.store import add_event, feed
+from alerts.store import DUE_CHANNEL, add_event, feed
 from hub.health import Health
 from hub.shutdown import raise_if_cancelled
 
@@ -197,8 +197,8 @@ class Engine:
         """A new alert or an emergency confirmation was committed: a worker looks for due timers now."""
         self._wakes += 1
         if not self._claiming:
-            # While some worker is claiming, a burst of NOTIFYs (each alert brings several: its creation,
-            # its feed entries) costs that worker one more look, not a query per notification.
+            # While some worker is claiming, a burst of NOTIFYs (one per new alert) costs that worker one
+            # more look, not a query per notification.
             self._wake_idle()
 
     def _wake_idle(self) -> None:
@@ -217,7 +217,7 @@ class Engine:
         return policy.emergency or "emergency_120"
 
     async def _listen(self) -> None:
-        """Wake on every alert committed by any worker: raise_alert NOTIFYs eldercare_feed in its transaction."""
+        """Wake when any process commits a step due now: raise_alert and confirmations NOTIFY DUE_CHANNEL."""
         conninfo = self._pool.conninfo
         if not isinstance(conninfo, str):
             return  # a pool built from a callable: no way to open a side connection; polling still works
@@ -225,7 +225,8 @@ class Engine:
             try:
                 conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
                 async with conn:
-                    await conn.execute("LISTEN eldercare_feed")
+                    # Not the live feed: the engine's own timeline entries would wake it for nothing.
+                    await conn.execute(f"LISTEN {DUE_CHANNEL}")
                     self.wake()  # anything committed while we were not listening
                     async for _ in conn.notifies():
                         self.wake()
@@ -292,7 +293,12 @@ class Engine:
 
     async def _next_wait(self, poll_s: float) -> float:
         async with self._pool.connection() as conn:
-            row = await (await conn.execute("SELECT min(due_at) FROM alert_timers")).fetchone()
+            # A step another worker holds is not this worker's to wait for: that worker goes on with the
+            # alert, or its lease expires (LEASE_S, longer than any poll). Counting it made idle workers
+            # poll every 10 ms for as long as any step was being sent.
+            row = await (await conn.execute(
+                "SELECT min(due_at) FROM alert_timers WHERE claimed_until IS NULL OR claimed_until < clock_timestamp()"
+            )).fetchone()
         if row is None or row[0] is None:
             return poll_s
         return min(poll_s, max(0.01, (row[0] - self._clock()).total_seconds()))

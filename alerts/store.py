@@ -9,6 +9,9 @@ from psycopg.types.json import Jsonb
 
 from alerts.model import Trigger
 
+DUE_CHANNEL = "eldercare_due"
+"""NOTIFY channel for "an escalation step is due now": engines listen here, not to the busier live feed."""
+
 _RAISE = """
 INSERT INTO alerts (resident_id, household_id, region_path, type, severity, first_ts, last_ts,
                     source_device, location, details)
@@ -69,10 +72,12 @@ async def raise_alert(conn: AsyncConnection[Any], trigger: Trigger) -> tuple[int
              "ts": trigger.ts.isoformat(), **trigger.details}
     await add_event(conn, alert_id, "created" if created else "retriggered", "system", event)
     if created:
-        # The first escalation step is due now; the engine claims it with SKIP LOCKED.
+        # The first escalation step is due now; the engine claims it with SKIP LOCKED, woken on commit.
         await conn.execute(
-            "INSERT INTO alert_timers (alert_id, step, due_at) VALUES (%s, 0, now()) ON CONFLICT DO NOTHING",
-            (alert_id,),
+            "WITH t AS (INSERT INTO alert_timers (alert_id, step, due_at) VALUES (%s, 0, now())"
+            " ON CONFLICT DO NOTHING RETURNING 1)"
+            " SELECT pg_notify(%s, '') FROM t",
+            (alert_id, DUE_CHANNEL),
         )
     await feed(conn, "alert", trigger.region_path, trigger.resident_id,
                {"alert_id": alert_id, "type": trigger.type, "severity": severity,

@@ -310,3 +310,43 @@ async def test_confirmed_emergency_dispatches_at_once_even_after_acknowledgement
         left = await (await conn.execute("SELECT count(*) FROM alert_timers")).fetchone()
         delivered = await (await conn.execute("SELECT delivered FROM alert_dispatches")).fetchall()
     assert left == (0,) and delivered == [(True,)]
+
+
+async def test_a_step_another_worker_holds_does_not_make_idle_workers_poll(world, db_url, engines, hooks, clock):
+    await world.resident("R1", contacts=1)
+    await staff(world, db_url)
+    engine = await engines.make(clock, channels_doc(hooks))
+    await raise_trigger(db_url, "R1", "sos")
+    job = await engine._claim()  # one worker holds the step (its lease runs) while it sends
+    assert job is not None
+    assert await engine._next_wait(5.0) == 5.0, "idle workers would poll every 10 ms until the step is sent"
+    await engine._release(job)
+    assert await engine._next_wait(5.0) < 1.0  # handed back: due now (by the fake clock, within its skew)
+
+
+async def test_only_due_steps_wake_the_engine_not_the_live_feed(world, db_url, engines, hooks, clock):
+    await world.resident("R1", contacts=1)
+    await staff(world, db_url)
+    engine = await engines.make(clock, channels_doc(hooks), concurrency=2)
+    task = asyncio.create_task(engine.run(poll_s=60))
+    try:
+        for _ in range(200):
+            if len(engine._idle) == 2:
+                break
+            await asyncio.sleep(0.02)
+        woken = engine._wakes
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+            for _ in range(5):  # timeline and console traffic
+                await conn.execute("SELECT pg_notify('eldercare_feed', 'sz')")
+        await asyncio.sleep(0.5)
+        assert engine._wakes == woken
+        await raise_trigger(db_url, "R1", "sos")
+        deadline = time.monotonic() + 10
+        while not hooks.on("/family"):
+            assert time.monotonic() < deadline, "a new alert did not wake the engine (poll is 60 s)"
+            await asyncio.sleep(0.02)
+        assert engine._wakes > woken
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

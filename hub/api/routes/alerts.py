@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.dispatch import DISPATCH_OUTCOMES
 from alerts.model import RESOLUTIONS
-from alerts.store import add_event, feed
+from alerts.store import DUE_CHANNEL, add_event, feed
 from hub.api.deps import ConnDep, CurrentUser, HubDep, require_roles
 from hub.users import User, scope_filter
 
@@ -267,9 +267,10 @@ async def confirm_emergency(alert_id: int, body: ConfirmEmergencyBody, conn: Con
             "SELECT risk_flags FROM residents WHERE id = %s", (row["resident_id"],))).fetchone()
         kind = hub.engine.emergency_kind(row["type"], row["severity"], list(flags[0]) if flags else [])
     await conn.execute(
-        "INSERT INTO alert_timers (alert_id, step, due_at, jump) VALUES (%s, 0, now(), %s)"
-        " ON CONFLICT (alert_id) DO UPDATE SET jump = EXCLUDED.jump, claimed_by = NULL, claimed_until = NULL",
-        (alert_id, kind))
+        "WITH t AS (INSERT INTO alert_timers (alert_id, step, due_at, jump) VALUES (%s, 0, now(), %s)"
+        " ON CONFLICT (alert_id) DO UPDATE SET jump = EXCLUDED.jump, claimed_by = NULL, claimed_until = NULL"
+        " RETURNING 1) SELECT pg_notify(%s, '') FROM t",
+        (alert_id, kind, DUE_CHANNEL))
     await add_event(conn, alert_id, "emergency_confirmed", user.username,
                     {"service": kind.removeprefix("emergency_"), "note": body.note})
     await _audit(conn, user, "alert.confirm_emergency", alert_id)
