@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts.engine import Engine
 from devices.registry import device_types
-from hub import worker_stats
+from hub import gc_pauses, worker_stats
 from hub.detection import device_health
 from hub.detection.geofence import Geofences
 from hub.detection.home import HomeWatch
@@ -183,10 +182,7 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
     if not await unless_stopped(hub.prepare(), stop):
         await hub.close()  # stopped while waiting for the database: nothing else was started
         return
-    # Everything loaded so far (bindings, monitors, modules) lives as long as the process: keep it out of
-    # the cyclic collector, whose full passes over it otherwise stall ingestion for tens of milliseconds.
-    gc.collect()
-    gc.freeze()
+    unsettle = gc_pauses.settle(hub.health)
     listening_since = datetime.now(UTC)
     hub.start_ingest(asyncio.get_running_loop())
     assert hub.caps is not None
@@ -225,4 +221,5 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
                 if task.get_name() != "api":
                     task.cancel()
     finally:
+        unsettle()
         await hub.close()

@@ -6,7 +6,9 @@ figure runs from the first message received to the last row committed. The drain
 bound: with the publisher sharing the machine the hub cannot reach it, so the benchmark also
 measures the live maximum, the rate the hub commits while the publisher offers more than it takes.
 SOS latency is then measured with SOS presses interleaved in a stream paced at 80% of that live
-maximum (`--latency-basis drain`: of the drain rate, as before).
+maximum (`--latency-basis drain`: of the drain rate, as before). While the hub drains, the CPU each
+process group spends per message (workers, escalation, PostgreSQL, Mosquitto) is read from /proc:
+on a machine they all share, that says what bounds the rate.
 """
 
 from __future__ import annotations
@@ -232,6 +234,47 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
         p.wait(30)
 
 
+class CpuMeter:
+    """CPU seconds, from /proc, of each process group of the run: hub workers, escalation, PostgreSQL, Mosquitto.
+
+    A group is its processes and their direct children (PostgreSQL's backends), plus what reaped
+    children used, so the figures say where a message's CPU goes on a machine all of them share.
+    """
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def snapshot(self) -> dict[str, float]:
+        """Seconds of CPU (user + system) per group so far."""
+        stats: dict[int, tuple[int, int, int]] = {}  # pid -> (ppid, own ticks, reaped children's ticks)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                except OSError:
+                    continue  # exited meanwhile
+                stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]),
+                                          int(fields[13]) + int(fields[14]))
+        out = {}
+        for name, roots in self.groups.items():
+            ticks = 0
+            for pid, (ppid, own, reaped) in stats.items():
+                if pid in roots:
+                    ticks += own + reaped
+                elif ppid in roots:
+                    ticks += own
+            out[name] = ticks / self._tick
+        return out
+
+
+def cpu_per_message(before: dict[str, float], after: dict[str, float], messages: int) -> dict[str, float]:
+    """Microseconds of CPU per committed message, per process group, between two snapshots."""
+    per = {k: round((after[k] - before[k]) / messages * 1e6, 1) for k in before} if messages > 0 else {}
+    per["total"] = round(sum(per.values()), 1)
+    return per
+
+
 def rss_mb(procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
     """Resident and peak memory of the hub's processes (workers and escalation), from /proc."""
     now = peak = 0
@@ -265,13 +308,31 @@ def shed_telemetry(conn: psycopg.Connection[Any], since: float) -> int:
     return int(row[0]) if row else 0
 
 
+@dataclass
+class Drain:
+    """How one drain went: first receipt, last commit, rows committed and shed, and CPU per message."""
+
+    first: float
+    last: float
+    committed: int
+    shed: int
+    cpu_us_per_msg: dict[str, float]
+
+
 def wait_committed(db_url: str, work: Workload, since: float, label: str,
-                   workers_started: float) -> tuple[float, float, int, int]:
-    """Poll until every message is committed or shed; (first receipt, last commit, committed, shed)."""
+                   workers_started: float, meter: CpuMeter | None = None) -> Drain:
+    """Poll until every message is committed or shed; CPU is counted from the first commit seen to the last."""
     want = (work.counts["imu"], work.counts["sensor"] + work.counts["sos"], work.counts["heartbeat"])
     total = sum(want)
     deadline = time.time() + 900
     last_count, last_growth = -1, time.time()
+    cpu_start: tuple[int, dict[str, float]] | None = None  # rows committed then, CPU then
+
+    def cpu(done: int) -> dict[str, float]:
+        if meter is None or cpu_start is None:
+            return {}
+        return cpu_per_message(cpu_start[1], meter.snapshot(), done - cpu_start[0])
+
     with psycopg.connect(db_url, autocommit=True) as conn:
         while time.time() < deadline:
             imu, events, beats, first = counts(conn, since)
@@ -279,14 +340,17 @@ def wait_committed(db_url: str, work: Workload, since: float, label: str,
             progress(label, done, total)
             if done != last_count:
                 last_count, last_growth = done, time.time()
+            if cpu_start is None and done > 0 and meter is not None:
+                # From here on the workers are past start-up (imports, connecting): steady draining only.
+                cpu_start = (done, meter.snapshot())
             if (imu, events, beats) >= want and first is not None:
-                return first, time.time(), done, 0
+                return Drain(first, time.time(), done, 0, cpu(done))
             # A backlog larger than the hub's telemetry queue (ELDERCARE_INGEST_QUEUE_MAX) is partly shed, by
             # design: then the count stops short. Shed messages show in the workers' snapshots.
             if first is not None and time.time() - last_growth > 3.0:
                 shed = shed_telemetry(conn, workers_started)
                 if done + shed >= total:
-                    return first, last_growth, done, shed
+                    return Drain(first, last_growth, done, shed, cpu(done))
             time.sleep(0.05)
     raise SystemExit(f"{label}: not all messages were committed or counted as shed within 15 minutes")
 
@@ -405,11 +469,15 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
         publisher.publish(work.messages, label="prefill (hub)")
         started = time.time() - 1  # worker_stats.started_at is the process start, to the second
         procs[:] = start_workers(args.workers, env, base, args.profile)
-        first, last, committed, shed = wait_committed(pg.url, work, work_t0 - 0.5, "hub", started)
+        meter = CpuMeter({"workers": [p.pid for p in procs[:args.workers]],
+                          "escalation": [p.pid for p in procs[args.workers:]],
+                          "postgres": [pg.pid or 0], "mosquitto": [broker.pid or 0]})
+        drain = wait_committed(pg.url, work, work_t0 - 0.5, "hub", started, meter)
+        committed, shed = drain.committed, drain.shed
         if shed:
             sys.stderr.write(f"warning: the hub shed {shed} telemetry messages of the backlog (its queue bound is"
                              " ELDERCARE_INGEST_QUEUE_MAX); hub_msgs_per_s counts committed messages only\n")
-        hub_rate = committed / (last - first)
+        hub_rate = committed / (drain.last - drain.first)
         memory = rss_mb(procs)
         live = live_max(pg.url, publisher, hub_rate, args.devices, mix, rng)
         basis = live if args.latency_basis == "live" else hub_rate
@@ -424,6 +492,7 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "committed": committed,
         "shed_telemetry": shed,
+        "cpu_us_per_msg": drain.cpu_us_per_msg,
         "sos_latency_ms": latency,
         "rss_mb": memory,
         "messages": len(work.messages),

@@ -151,3 +151,8 @@ class PostgresInstance:
     def running(self) -> bool:
         """True while the server process is alive."""
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The server (postmaster) process id while it runs (the benchmark reads its CPU time)."""
+        return self._proc.pid if self.running and self._proc is not None else None

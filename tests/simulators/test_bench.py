@@ -25,6 +25,11 @@ def test_a_small_benchmark_prints_one_complete_json_object(workers, tmp_path):
     assert result["ratio"] == pytest.approx(result["hub_msgs_per_s"] / result["raw_floor_msgs_per_s"], abs=1e-3)
     assert result["messages"] == 2000 and sum(result["message_counts"].values()) == 2000
     assert result["committed"] + result["shed_telemetry"] == 2000
+    cpu = result["cpu_us_per_msg"]  # where a message's CPU went, per process group
+    assert set(cpu) == {"workers", "escalation", "postgres", "mosquitto", "total"}
+    assert cpu["workers"] > 0 and cpu["postgres"] > 0 and cpu["mosquitto"] > 0
+    assert cpu["total"] == pytest.approx(cpu["workers"] + cpu["escalation"] + cpu["postgres"] + cpu["mosquitto"],
+                                         abs=0.5)
     latency = result["sos_latency_ms"]
     assert latency["sent"] > 0 and latency["n"] == latency["sent"]  # every SOS reached a notification
     assert 0 < latency["p50"] <= latency["p99"]
