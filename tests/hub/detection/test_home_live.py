@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -88,9 +89,13 @@ async def test_periodic_rounds_over_many_residents_yield_between_slices(db_url):
 
     def watch_with_residents(pool: AsyncConnectionPool) -> HomeWatch:
         watch = HomeWatch(pool)
-        for i in range(n):
-            binding = Binding(f"M{i}", "motion", f"R{i}", f"H{i}", "sz/futian/lianhua", "living_room")
-            watch.observe(Observation(f"M{i}", "motion", t, f"m{i}", data={"motion": True}), binding)
+        # The watch keeps each resident's clock offset from the hub's wall clock: observe at "now", so the
+        # test does not depend on the hour it runs at (it failed once the real clock was past t + 7.5 h).
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(time, "time", t.timestamp)
+            for i in range(n):
+                binding = Binding(f"M{i}", "motion", f"R{i}", f"H{i}", "sz/futian/lianhua", "living_room")
+                watch.observe(Observation(f"M{i}", "motion", t, f"m{i}", data={"motion": True}), binding)
         return watch
 
     async with AsyncConnectionPool(db_url, min_size=1, max_size=2, open=False) as pool:
