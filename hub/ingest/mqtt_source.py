@@ -36,6 +36,38 @@ READ_BURST = 64
 _CONNECT_TIMEOUT_S = 10.0
 
 
+class _BufferedClient(mqtt.Client):
+    """A paho client that reads the socket in large chunks: paho asks for each packet in three or four recv calls."""
+
+    _CHUNK = 65536
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rbuf = b""
+        self._rpos = 0
+        self.socket_reads = 0
+
+    def buffered(self) -> bool:
+        """True while bytes read from the socket wait here: the socket will not signal them again."""
+        return self._rpos < len(self._rbuf)
+
+    def drop_buffer(self) -> None:
+        """Forget unread bytes of a connection that is gone (the next one starts a fresh stream)."""
+        self._rbuf, self._rpos = b"", 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        buf, pos = self._rbuf, self._rpos
+        if pos >= len(buf):
+            buf = super()._sock_recv(self._CHUNK)  # BlockingIOError when nothing is there, b"" at end of stream
+            self.socket_reads += 1
+            if not buf:
+                return buf
+            self._rbuf, pos = buf, 0
+        end = min(pos + bufsize, len(buf))
+        self._rpos = end
+        return buf[pos:end]
+
+
 class MqttSource:
     """Feeds the pipeline from a persistent paho session on the event loop; never drops a critical message."""
 
@@ -73,7 +105,8 @@ class MqttSource:
         self._attempt = 0
         self._lost = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.client = mqtt.Client(
+        self._read_scheduled = False
+        self.client = _BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=False,
@@ -116,6 +149,7 @@ class MqttSource:
         first = True
         while not self._stopping:
             self._lost.clear()
+            self.client.drop_buffer()
             try:
                 # TCP connect and the CONNECT packet block: a thread keeps the loop free meanwhile.
                 connect = self.client.connect if first else self.client.reconnect
@@ -168,17 +202,31 @@ class MqttSource:
         if self._sock is not None and not self._reading:
             self._loop.add_reader(self._sock, self._on_readable)
             self._reading = True
+            self._read_buffered()
+
+    def _read_buffered(self) -> None:
+        # Bytes already taken from the socket: the loop will not report them readable, so read them next turn.
+        if self.client.buffered() and not self._read_scheduled and self._loop is not None:
+            self._read_scheduled = True
+            self._loop.call_soon(self._on_readable)
 
     def _on_readable(self) -> None:
+        self._read_scheduled = False
+        if self._sock is None or not self._reading:
+            return  # a scheduled read after a pause or a closed connection
         client = self.client
         for _ in range(READ_BURST):
             before = self._received
             rc = client.loop_read()
-            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._received == before or self._paused:
-                break  # nothing more buffered (or a non-PUBLISH packet): the loop calls again when readable
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._paused:
+                break
+            if self._received == before and not client.buffered():
+                break  # nothing more to read now (or a non-PUBLISH packet): the loop calls again when readable
         if self._paused and self._reading and self._loop is not None and self._sock is not None:
             self._loop.remove_reader(self._sock)
             self._reading = False
+        elif self._sock is not None:
+            self._read_buffered()  # a full burst with more in hand: the consumer runs first, then this
 
     def _on_register_write(self, _client: object, _ud: object, _sock: object) -> None:
         # Packets queued (acks, forwards): write them once per loop iteration, not once per packet.
@@ -215,6 +263,7 @@ class MqttSource:
 
     def _closed(self) -> None:
         self._generation += 1  # acks still pending for the dead connection must not reach the next one
+        self.client.drop_buffer()
         self._unwatch()
         self._lost.set()
 
