@@ -37,6 +37,14 @@ MAX_GAP_S = 1.0
 """Longer gaps without samples restart the stream instead of being interpolated."""
 REFRACTORY_S = 10.0
 """One fall raises one alarm: candidates this soon after a detection are ignored."""
+QUANT_PRE_S = 4.0
+"""Interval-quantile features (QUANT-style) look from this long before the impact to POST_S after."""
+QUANT_SERIES = ("mag", "dmag", "tilt", "tilt_post")
+"""|a|, its first difference, and the angle to the gravity direction before and after the impact."""
+QUANT_DEPTH = 4
+"""Dyadic levels: whole window, halves, quarters, eighths, sixteenths (each also shifted by half)."""
+QUANT_QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""Quantiles taken of every interval; the 25% and 75% ones are relative to the interval's mean."""
 
 FEATURE_NAMES = (
     "peak_g",
@@ -69,6 +77,41 @@ FEATURE_NAMES = (
     *(f"mag_{k}" for k in range(15)),
     *(f"tilt_{k}" for k in range(18)),
 )
+
+
+def _quant_layout(length: int) -> list[tuple[int, NDArray[np.int64]]]:
+    """(interval length, start indices) per dyadic level: k * len, then the half-shifted ones."""
+    out = []
+    for d in range(QUANT_DEPTH + 1):
+        n, ln = 2**d, length // 2**d
+        if ln < 2:
+            break
+        out.append((ln, np.r_[np.arange(n) * ln, np.arange(n - 1) * ln + ln // 2].astype(np.int64)))
+    return out
+
+
+_Q_LEN = round(QUANT_PRE_S * GRID_HZ) + round(POST_S * GRID_HZ)
+"""Grid samples of each QUANT series (the first difference has one fewer)."""
+QUANT_NAMES = tuple(
+    f"q_{name}_{ln}_{start}_{round(100 * q)}"
+    for k, name in enumerate(QUANT_SERIES)
+    for ln, starts in _quant_layout(_Q_LEN - (name == "dmag"))
+    for start in starts
+    for q in QUANT_QUANTILES
+)
+FEATURE_NAMES = FEATURE_NAMES + QUANT_NAMES
+
+
+def _quant_plan(length: int) -> list[tuple[int, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], FloatArray]]:
+    plan = []
+    for ln, starts in _quant_layout(length):
+        pos = np.array(QUANT_QUANTILES) * (ln - 1)
+        lo_i = np.floor(pos).astype(np.int64)
+        plan.append((ln, starts, lo_i, np.minimum(lo_i + 1, ln - 1), pos - lo_i))
+    return plan
+
+
+_QUANT_PLAN = {n: _quant_plan(n) for n in (_Q_LEN, _Q_LEN - 1)}
 
 _MODEL_PATH = Path(__file__).with_name("fall_model.json")
 
@@ -148,8 +191,34 @@ def candidate_features(a: FloatArray, m: FloatArray, j: int, s0: int) -> FloatAr
             _return_deg(a, g_post, j, s0),
             *_profile(m, j, s0),
             *_tilt(a, g_pre, j, s0),
+            *_quant(a, j, s0),
         ]
     )
+
+
+def _quant(a: FloatArray, j: int, s0: int) -> FloatArray:
+    """Quantiles of dyadic intervals (QUANT, Dempster et al. 2024) of |a|, its difference and two tilts.
+
+    The window runs from QUANT_PRE_S before to POST_S after the impact, padded with the first valid
+    sample when the stream is younger; only magnitudes and angles, so axis orientation does not matter.
+    """
+    lo = j - _n(QUANT_PRE_S)
+    src = a[max(s0, lo) : j + _n(POST_S)]
+    w = np.vstack([np.repeat(src[:1], _Q_LEN - len(src), axis=0), src]) if len(src) < _Q_LEN else src
+    m = np.sqrt((w * w).sum(axis=1))
+    u = w / (m[:, None] + 1e-9)
+    pre = _n(QUANT_PRE_S)
+    g_pre = w[pre - _n(2.0) : pre - _n(0.8)].mean(axis=0)
+    g_post = w[pre + _n(1.5) : pre + _n(POST_S)].mean(axis=0)
+    tilts = [np.degrees(np.arccos(np.clip(u @ (g / (np.linalg.norm(g) + 1e-9)), -1.0, 1.0))) for g in (g_pre, g_post)]
+    out = []
+    for x in (m, np.diff(m), *tilts):
+        for ln, starts, lo_i, hi_i, frac in _QUANT_PLAN[len(x)]:
+            seg = np.sort(x[starts[:, None] + np.arange(ln)], axis=1)
+            q = seg[:, lo_i] + (seg[:, hi_i] - seg[:, lo_i]) * frac  # np.quantile's linear method
+            q[:, 1::2] -= seg.mean(axis=1, keepdims=True)
+            out.append(q.ravel())
+    return np.concatenate(out)
 
 
 def _return_deg(a: FloatArray, g_post: FloatArray, j: int, s0: int) -> float:

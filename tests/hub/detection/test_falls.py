@@ -125,7 +125,7 @@ def test_look_alikes_raise_no_alarm(signal: Signal, hz: float) -> None:
     assert detect_falls(t, acc) == []
 
 
-@pytest.mark.xfail(reason="known limit: a hard drop into a chair looks like a soft fall at the wrist", strict=False)
+@pytest.mark.xfail(reason="thin margin: a hard drop into a chair looks like a soft fall at the wrist", strict=False)
 @pytest.mark.parametrize("hz", [25, 238])
 def test_slump_into_a_chair_from_walking_raises_no_alarm(hz: float) -> None:
     t, acc = sample(slump_from_walking, hz)
