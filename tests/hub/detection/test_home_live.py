@@ -61,9 +61,13 @@ async def test_silence_after_activity_raises_inactivity_and_state_survives_resta
 @pytest.mark.parametrize("timescaledb", [True, False])
 async def test_baseline_is_learned_from_stored_events(db_url, world, timescaledb):
     await world.resident("R1")
-    start = datetime(2026, 11, 10, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
-    rows = [(start + timedelta(days=d, hours=h, minutes=5), "M1", "R1", "motion", f"m{d}-{h}", '{"motion": true}')
-            for d in range(9) for h in range(12)]  # busy 08:00-20:00 local, quiet at night
+    # The profile covers the weeks up to the database's now(), so the history must end now: fixed dates
+    # made the test fail once they were more than a week old.
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = now.replace(hour=0) - timedelta(days=10)  # 08:00 in Shanghai
+    stamps = [start + timedelta(hours=k) for k in range(int((now - start).total_seconds() // 3600))]
+    rows = [(ts + timedelta(minutes=5), "M1", "R1", "motion", f"m{k}", '{"motion": true}')
+            for k, ts in enumerate(stamps) if ts.hour < 12]  # busy 08:00-20:00 local, quiet at night
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         await conn.execute("UPDATE residents SET timezone = 'Asia/Shanghai'")
         async with conn.cursor() as cur, cur.copy(
