@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 CHROMIUM = Path("/usr/bin/chromium")
 HAS_CHROMIUM = CHROMIUM.exists()
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
+UPDATE_SCREENSHOT = os.environ.get("ELDERCARE_UPDATE_SCREENSHOT") == "1"
+"""Only then does the test overwrite the committed screenshot; otherwise every test run dirtied the tree."""
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -40,7 +43,8 @@ async def _login(page: Any, base: str, username: str, password: str) -> None:
     await page.wait_for_selector("#live.on", timeout=10_000)  # the SSE feed is connected
 
 
-async def test_operator_sees_sos_live_and_acknowledges_it(running_hub, world, devices, settings, browser) -> None:
+async def test_operator_sees_sos_live_and_acknowledges_it(running_hub, world, devices, settings, browser,
+                                                          tmp_path) -> None:
     rid = await world.resident("R1", "sz/futian/lianhua")
     password = await world.device("WB1", "wristband", rid)
     await world.user("op", "operator")
@@ -76,8 +80,9 @@ async def test_operator_sees_sos_live_and_acknowledges_it(running_hub, world, de
     await page.click("#btn-comment")
     await page.wait_for_selector("#timeline li.tl-comment", timeout=10_000)
     assert "op" in await page.text_content("#timeline li.tl-acknowledged")
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOT), full_page=True)
+    shot = SCREENSHOT if UPDATE_SCREENSHOT else tmp_path / "console.png"
+    await page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes().startswith(b"\x89PNG")
 
     # Switch to English without reloading: the labels follow.
     await page.click("#lang")
