@@ -23,8 +23,9 @@ lint:
 typecheck:
 	@.venv/bin/mypy
 
+# Property tests use the derandomized "ci" profile here; HYPOTHESIS_PROFILE=random make pytest draws afresh.
 pytest:
-	@$(PY) -m pytest
+	@HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest
 
 ## Remove the private services' data (PostgreSQL cluster, broker persistence, demo credentials).
 clean-var:

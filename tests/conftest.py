@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import secrets
 import tempfile
 import uuid
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from devices.credentials import CredentialStore, acl_text
 from hub.embedded import MosquittoInstance, PostgresInstance, free_port
@@ -23,6 +25,13 @@ REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
 TEMPLATE = "eldercare_template"
 TEST_ROOT_PATTERN = "t/+/v1"  # every test publishes under t/<test id>/v1
+
+# `make test` and CI must pass or fail because of the code, never because of a random draw: there
+# the property tests draw the same derandomized examples every run. HYPOTHESIS_PROFILE=random asks
+# for fresh random draws (plain `pytest` outside CI does so by default).
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("random", deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "random"))
 
 
 @dataclass

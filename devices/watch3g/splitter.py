@@ -83,20 +83,22 @@ class FrameSplitter:
         end = _walk(buf, body, int(header["length"], 16))
         if end is not None and buf[end] == CLOSE:
             return self._take(end + 1)
-        return self._by_brackets(body, length_wrong=end is not None, final=final)
+        return self._by_brackets(body, end, final=final)
 
-    def _by_brackets(self, body: int, *, length_wrong: bool, final: bool) -> bytes | Skipped | None:
-        """Settle a frame whose length field does not point at its ']' (or not yet)."""
+    def _by_brackets(self, body: int, declared_end: int | None, *, final: bool) -> bytes | Skipped | None:
+        """Settle a frame whose length field does not point at its ']' (or not yet).
+
+        `declared_end` is where the length field says the ']' is, None when the data ends first.
+        """
         buf = self._buf
         nxt = _next_frame_start(buf, body)
         if nxt is not None:
-            close = buf.rfind(CLOSE, body, nxt)  # bytes after it, if any, are skipped next round
+            close = _close_nearest(buf, body, nxt, declared_end)  # bytes after it are skipped next round
             return self._take(close + 1) if close >= 0 else self._skip(nxt, "truncated frame")
-        last = buf.rfind(CLOSE, body)
-        # A ']' ending the data is the frame's end when the length is known to be wrong, or once
+        # A ']' ending the data settles the frame when the length is known to be wrong, or once
         # the stream has gone quiet; otherwise more of the frame may still be on its way.
-        if last >= 0 and (final or (length_wrong and last == len(buf) - 1)):
-            return self._take(last + 1)
+        if buf.rfind(CLOSE, body) >= 0 and (final or (declared_end is not None and buf[-1] == CLOSE)):
+            return self._take(_close_nearest(buf, body, len(buf), declared_end) + 1)
         if final:
             return self._skip(len(buf), "unterminated frame")
         return None
@@ -121,6 +123,24 @@ def _walk(buf: bytearray, pos: int, length: int) -> int | None:
         pos += 2 if is_escape_pair(buf, pos) else 1
         count += 1
     return pos if count == length and pos < n else None
+
+
+def _close_nearest(buf: bytearray, start: int, stop: int, declared_end: int | None) -> int:
+    """The ']' in buf[start:stop] nearest to where the length field put it (-1 if none).
+
+    A wrong length is usually off by a few bytes, while stray bytes between frames (a lone ']'
+    among them) follow the real end; so the nearest ']' wins, the earlier one on a tie. With no
+    declared position (the data ended first) the last ']' is taken.
+    """
+    if declared_end is None:
+        return buf.rfind(CLOSE, start, stop)
+    best = -1
+    pos = buf.find(CLOSE, start, stop)
+    while pos >= 0:
+        if best < 0 or abs(pos - declared_end) < abs(best - declared_end):
+            best = pos
+        pos = buf.find(CLOSE, pos + 1, stop)
+    return best
 
 
 def _next_frame_start(buf: bytearray, after: int) -> int | None:

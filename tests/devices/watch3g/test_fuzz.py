@@ -6,7 +6,7 @@ import contextlib
 import json
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from devices.watch3g import FrameError, FrameSplitter, FrameTooLarge, Skipped, parse_frame
@@ -96,9 +96,15 @@ def test_bad_numbers_in_any_field(frame: bytes, data: st.DataObject) -> None:
     parse_or_frame_error(head + b"*" + b",".join(fields) + b"]")
 
 
+WRONG_LENGTH = next(c for c in CAPTURES if c.startswith(b"[SG*9051000884*009B*UD,030117,161129"))
+
+
 @FAST
 @given(st.lists(valid_frames, min_size=1, max_size=6), st.lists(st.integers(1, 40), max_size=30),
        st.binary(max_size=8).filter(lambda g: b"[" not in g))
+# A frame whose length field is 3 short, then a stray ']': the splitter once glued the ']' to it.
+@example(frames=[WRONG_LENGTH], cuts=[], garbage=b"]")
+@example(frames=[WRONG_LENGTH, WRONG_LENGTH], cuts=[], garbage=b"]")
 def test_splitter_yields_the_same_frames_however_the_stream_is_cut(
         frames: list[bytes], cuts: list[int], garbage: bytes) -> None:
     stream = garbage.join(frames) + garbage
