@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -9,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from hub.detection.home_events import KNOWN_KINDS, HomeEvent
+from hub.detection.home_events import KNOWN_KINDS, HomeEvent, room_role
 from hub.errors import EldercareError
 
 _STATES = {"ON", "OFF", "OPEN", "CLOSE", "CLOSED", "ONC", "OFFC", "PRESENT", "ABSENT", "OCCUPIED", "VACANT"}
@@ -152,3 +154,87 @@ def read_log(
             return list(read_events(fh, sensor_map, on_error))
     except OSError as err:
         raise LogFormatError(f"cannot read {path}: {err}") from err
+
+
+@dataclass(frozen=True)
+class HomeLog:
+    """A recorded home: its events, the provisioned sensors and the labelled absences (may be empty)."""
+
+    name: str
+    events: list[HomeEvent]
+    sensors: dict[str, SensorSpec]
+    absences: list[tuple[datetime, datetime]]
+
+
+def spec_from_provisioning(room: str, kind: str) -> SensorSpec:
+    """What an installer's room and kind (motion, door, item, bed) mean to the home detectors."""
+    kind = kind.strip().lower()
+    role = room_role(room)
+    if kind == "item" and role == "bedroom":
+        # The only item an installer puts in a bedroom is the bed's pressure mat.
+        kind = "bed"
+    if kind not in KNOWN_KINDS:
+        raise LogFormatError(f"unknown sensor kind {kind!r}")
+    return SensorSpec(kind, room.strip(), role == "entrance" and kind in ("door", "motion"))
+
+
+def load_rooms_csv(path: Path) -> dict[str, SensorSpec]:
+    """Read rooms.csv (``sensor,room,kind[,note]``), the provisioning of a recorded home."""
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as err:
+        raise LogFormatError(f"cannot read {path}: {err}") from err
+    out: dict[str, SensorSpec] = {}
+    for line_no, row in enumerate(rows, start=2):
+        sensor, room, kind = (row.get(k) for k in ("sensor", "room", "kind"))
+        if not sensor or room is None or not kind:
+            raise LogFormatError(f"{path}:{line_no}: needs sensor, room and kind")
+        try:
+            out[sensor] = spec_from_provisioning(room, kind)
+        except LogFormatError as err:
+            raise LogFormatError(f"{path}:{line_no}: {err}") from err
+    return out
+
+
+def load_absences(path: Path) -> list[tuple[datetime, datetime]]:
+    """Read absences.csv (``start,end,...``); a missing file means none are known."""
+    if not path.exists():
+        return []
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            return sorted(
+                (datetime.fromisoformat(row["start"]), datetime.fromisoformat(row["end"]))
+                for row in csv.DictReader(fh)
+            )
+    except (OSError, KeyError, TypeError, ValueError) as err:
+        raise LogFormatError(f"cannot read absences {path}: {err}") from err
+
+
+def read_home_folder(
+    folder: Path, on_error: Callable[[int, str], None] | None = None
+) -> HomeLog:
+    """Read a ``homes/`` folder: events.txt.gz (or events.txt), rooms.csv and absences.csv."""
+    sensors = load_rooms_csv(folder / "rooms.csv")
+    gz, plain = folder / "events.txt.gz", folder / "events.txt"
+    try:
+        if gz.exists():
+            with gzip.open(gz, "rt", encoding="utf-8", errors="replace") as fh:
+                events = list(read_events(fh, sensors, on_error))
+        else:
+            with plain.open(encoding="utf-8", errors="replace") as fh:
+                events = list(read_events(fh, sensors, on_error))
+    except (OSError, EOFError) as err:
+        raise LogFormatError(f"cannot read events of {folder}: {err}") from err
+    return HomeLog(folder.name, events, sensors, load_absences(folder / "absences.csv"))
+
+
+def read_home(path: Path, on_error: Callable[[int, str], None] | None = None) -> HomeLog:
+    """A homes/ folder, or a single CASAS log file (sensors guessed from names, no absences)."""
+    if path.is_dir():
+        return read_home_folder(path, on_error)
+    events = read_log(path, None, on_error)
+    sensors: dict[str, SensorSpec] = {}
+    for ev in events:
+        sensors.setdefault(ev.sensor, SensorSpec(ev.kind, ev.room, ev.exit))
+    return HomeLog(path.name, events, sensors, [])

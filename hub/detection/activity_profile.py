@@ -181,17 +181,36 @@ def hourly_activity(
     cap: float,
     floor: float = 0.02,
     strength: float = 2.0,
+    trust_days: float | None = None,
 ) -> tuple[Sequence[float], bool]:
     """Probability of at least one event in each hour of the week, and whether it was learned.
 
     Cold start (less than ``min_history_days`` at home) returns the prior. Otherwise each
     hour-of-week cell is shrunk towards its hour-of-day average, which is shrunk towards the prior,
-    so one odd week cannot make an hour look always busy or always quiet.
+    so one odd week cannot make an hour look always busy or always quiet. With ``trust_days``, a
+    learned hour busier than the prior (a faster alarm) moves away from the prior only by the
+    weight (days - min_history_days) / (trust_days - min_history_days), clipped to [0, 1]: a
+    baseline must be weeks old before it is more eager than the defaults.
     """
     if len(prior) != HOURS_PER_WEEK:
         raise DetectionError("prior must have 168 hourly values")
     if profile is None or profile.history_days < min_history_days:
         return _cold_start(tuple(prior), cap, floor), False
+    probs = _learned(profile, prior, cap, floor, strength)
+    if trust_days is not None:
+        span = trust_days - min_history_days
+        weight = 1.0 if span <= 0 else min(1.0, max(0.0, (profile.history_days - min_history_days) / span))
+        probs = [
+            min(cap, max(floor, base + weight * (p - base))) if p > base else p
+            for p, base in zip(probs, prior, strict=True)
+        ]
+    return probs, True
+
+
+def _learned(
+    profile: ActivityProfile, prior: Sequence[float], cap: float, floor: float, strength: float
+) -> list[float]:
+    """Hour-of-week probabilities shrunk towards hour of day, then towards the prior."""
     by_hour: list[tuple[float, int]] = []
     for hod in range(24):
         cells = [profile.hours[day * 24 + hod] for day in range(7)]
@@ -206,4 +225,4 @@ def hourly_activity(
             cell.weeks_observed + strength
         )
         probs.append(min(cap, max(floor, p_how)))
-    return probs, True
+    return probs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
@@ -15,7 +16,26 @@ AlertType = Literal[
 Severity = Literal["critical", "high", "medium", "low"]
 
 #: Kinds the detectors understand; anything else is kept but only counts as activity when "on".
-KNOWN_KINDS = frozenset({"motion", "door", "bed", "checkin", "light", "environment", "other"})
+KNOWN_KINDS = frozenset({"motion", "door", "bed", "item", "checkin", "light", "environment", "other"})
+
+# What a provisioned room name says about the place; free text from installers, so matched by words.
+_ROOM_ROLES = (
+    ("bathroom", ("bath", "toilet", "wc", "restroom", "shower")),
+    ("bedroom", ("bed",)),
+    ("entrance", ("entrance", "entry", "front_door", "frontdoor", "exit", "porch")),
+    ("kitchen", ("kitchen",)),
+    ("living", ("living", "lounge", "sitting")),
+)
+_NON_LETTERS = re.compile(r"[^a-z_]")
+
+
+def room_role(room: str) -> str:
+    """The role of a provisioned room (bedroom, bathroom, entrance, kitchen, living or other)."""
+    lowered = _NON_LETTERS.sub("", room.lower().replace(" ", "_").replace("-", "_"))
+    for role, words in _ROOM_ROLES:
+        if any(word in lowered for word in words):
+            return role
+    return "other"
 
 _STATE_ALIASES = {
     "on": "on",
@@ -71,7 +91,8 @@ class HomeEvent:
         """True when the event shows a person moving or touching something."""
         if self.kind == "environment":
             return False
-        if self.kind in ("door", "bed", "checkin"):
+        if self.kind in ("door", "bed", "item", "checkin"):
+            # Item sensors (cupboards, appliances, flush, seats) report a touch by either edge.
             return True
         # A PIR "off" is its hold timer expiring, not a movement.
         return self.state in ("on", "open", "press", "occupied")

@@ -76,18 +76,25 @@ class HomeMonitor:
         """Swap in a fresh hour-of-week profile (the hub refreshes it from TimescaleDB, replay daily)."""
         self.profile = profile
         cfg = self.config.inactivity
-        prior = default_prior(cfg, self.config.sleep_start, self.config.sleep_end)
+        prior = default_prior(cfg, self.config.sleep_start, self.config.sleep_end, self.silence.sparse)
         probs, learned = hourly_activity(
-            profile, prior, min_history_days=cfg.min_history_days, cap=cfg.max_hourly_activity
+            profile,
+            prior,
+            min_history_days=cfg.min_history_days,
+            cap=cfg.max_hourly_activity,
+            trust_days=cfg.trust_days,
         )
-        self.silence.set_hourly_activity(probs, learned)
+        self.silence.set_hourly_activity(probs, learned, prior)
         self.routine.set_hourly_activity(probs, learned)
 
     def observe(self, event: HomeEvent) -> list[AlertTrigger]:
         """Take one event; returns event-driven triggers (night_door)."""
         local = local_clock(event.ts, self.config.timezone)
+        was_sparse = self.silence.sparse
         self.presence.observe(event)
         self.silence.observe(event)
+        if was_sparse and not self.silence.sparse:
+            self.update_profile(self.profile)  # the first motion sensor: dense-home defaults from now on
         return self.routine.observe(event, local, self.at_home)
 
     def tick(self, now: datetime) -> list[AlertTrigger]:
@@ -97,7 +104,9 @@ class HomeMonitor:
         silence = self.silence.tick(now, self.at_home)
         if silence is not None:
             out.append(silence)
-        out.extend(self.routine.tick(now, local, self.at_home, self.silence.fired))
+        # In bed after the wake time is the sleep bound's to judge, not the morning rule's.
+        quiet = self.silence.fired or self.silence.bed_occupied is True
+        out.extend(self.routine.tick(now, local, self.at_home, quiet))
         return out
 
     def state_snapshot(self) -> dict[str, Any]:
@@ -128,6 +137,7 @@ class HomeMonitor:
             monitor = cls(cfg, profile)
             monitor.presence.load(data["presence"])
             monitor.silence.load(data["silence"])
+            monitor.update_profile(monitor.profile)  # the restored home may be sparse or dense
             monitor.routine.load(data["routine"])
         except (KeyError, TypeError, ValueError, ValidationError) as err:
             raise DetectionError("home-monitor snapshot is incomplete or malformed") from err

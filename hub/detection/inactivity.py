@@ -19,6 +19,7 @@ from hub.detection.home_events import (
     local_clock,
     minutes,
     parse_iso_or_none,
+    room_role,
 )
 
 
@@ -107,6 +108,26 @@ class InactivityConfig(BaseModel):
         title="Default sleep activity",
         description="Cold-start probability of any event in an hour of the sleep window.",
     )
+    trust_days: float = Field(
+        default=28.0,
+        gt=0,
+        title="Full trust",
+        description="Days at home after which the learned profile may be as eager as it likes; from"
+        " min_history_days to here its weight grows linearly (a week-old one is never more eager).",
+    )
+    sparse_awake_activity: float = Field(
+        default=0.7,
+        gt=0,
+        lt=1,
+        title="Sparse default awake activity",
+        description="Cold-start waking-hour activity in a home whose sensors are only doors and items.",
+    )
+    sparse_max_silence_awake_min: float = Field(
+        default=240.0,
+        gt=0,
+        title="Sparse maximum silence awake",
+        description="Waking-hour bound in a home without motion sensors: doors and items report rarely.",
+    )
     max_hourly_activity: float = Field(
         default=0.95,
         gt=0,
@@ -117,14 +138,17 @@ class InactivityConfig(BaseModel):
 
 
 @functools.lru_cache(maxsize=256)
-def default_prior(cfg: InactivityConfig, sleep_start: time, sleep_end: time) -> tuple[float, ...]:
+def default_prior(
+    cfg: InactivityConfig, sleep_start: time, sleep_end: time, sparse: bool = False
+) -> tuple[float, ...]:
     """Cold-start hourly activity probabilities: busy waking hours, quiet sleep window."""
     # Cached: the live hub builds one monitor per resident, nearly all with the same settings.
+    awake = cfg.sparse_awake_activity if sparse else cfg.default_awake_activity
     prior = []
     for how in range(HOURS_PER_WEEK):
         mid = time(how % 24, 30)
         asleep = in_daily_window(mid, sleep_start, sleep_end)
-        prior.append(cfg.default_sleep_activity if asleep else cfg.default_awake_activity)
+        prior.append(cfg.default_sleep_activity if asleep else awake)
     return tuple(prior)
 
 
@@ -265,18 +289,37 @@ class SilenceDetector:
         self.last_room = ""
         self.fired = False
         self.bed_occupied: bool | None = None
+        # Seat mats and other item sensors still reporting "on": someone is sitting or using them.
+        self.held: set[str] = set()
+        # Homes with motion sensors report every few minutes; door/item-only homes get sparse bounds.
+        self.motion_seen = False
+        self.went_to_bed = False
         self._rate = _rates(default_prior(cfg, sleep_start, sleep_end))
+        self._prior_rate = self._rate
         self.learned = False
 
-    def set_hourly_activity(self, probs: Sequence[float], learned: bool) -> None:
-        """Use new hourly activity probabilities (168 values)."""
+    def set_hourly_activity(self, probs: Sequence[float], learned: bool, prior: Sequence[float]) -> None:
+        """Use new hourly activity probabilities (168 values) and the defaults they started from."""
         self._rate = _rates(probs)
+        self._prior_rate = _rates(prior)
         self.learned = learned
+
+    @property
+    def sparse(self) -> bool:
+        """True until a motion sensor has reported: the home has only doors and items."""
+        return not self.motion_seen
 
     def observe(self, ev: HomeEvent) -> None:
         """Note activity; a new activity ends the current silence episode."""
+        if ev.kind == "motion":
+            self.motion_seen = True
         if ev.kind == "bed":
             self.bed_occupied = ev.state == "occupied"
+        elif ev.kind == "item":
+            if ev.state in ("on", "occupied"):
+                self.held.add(ev.sensor)
+            else:
+                self.held.discard(ev.sensor)
         if not ev.is_activity:
             return
         if self.last_activity is None or ev.ts >= self.last_activity:
@@ -284,6 +327,11 @@ class SilenceDetector:
             self.last_sensor = ev.sensor
             self.last_room = ev.room
             self.fired = False
+            # Going to bed: the last activity is in a bedroom inside the sleep window (or a bed sensor).
+            local = local_clock(ev.ts, self.timezone).time()
+            self.went_to_bed = room_role(ev.room) == "bedroom" and in_daily_window(
+                local, self.sleep_start, self.sleep_end
+            )
 
     def scores(self, now: datetime) -> tuple[float, float]:
         """Surprise (nats) and spent fraction of the maximum-silence budget since the last activity."""
@@ -293,6 +341,7 @@ class SilenceDetector:
         end = local_clock(now, self.timezone)
         surprise = 0.0
         budget = 0.0
+        awake_max = self.cfg.sparse_max_silence_awake_min if self.sparse else self.cfg.max_silence_awake_min
         while t < end:
             nxt = min(end, t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
             hours = (nxt - t).total_seconds() / 3600.0
@@ -302,11 +351,20 @@ class SilenceDetector:
                 # morning rule speaks first and only the long sleep bound applies here.
                 if not in_window:
                     budget += hours * 60.0 / self.cfg.max_silence_sleep_min
+            elif self.held or self.went_to_bed:
+                # Seated on a mat, or gone to bed: the sleep bound judges it, never the profile, so a
+                # restless sleeper's past nights cannot make a quiet one look unusual.
+                budget += hours * 60.0 / self.cfg.max_silence_sleep_min
             else:
-                surprise += hours * self._rate[hour_of_week(t)]
+                how = hour_of_week(t)
+                rate = self._rate[how]
+                if in_window:
+                    # Night hours can only be as eager as the defaults, whatever was learned.
+                    rate = min(rate, self._prior_rate[how])
+                surprise += hours * rate
                 # A bed sensor that says "empty" at night makes silence as worrying as in daytime.
                 asleep = in_window and self.bed_occupied is None
-                limit = self.cfg.max_silence_sleep_min if asleep else self.cfg.max_silence_awake_min
+                limit = self.cfg.max_silence_sleep_min if asleep else awake_max
                 budget += hours * 60.0 / limit
             t = nxt
         return surprise, budget
@@ -348,6 +406,9 @@ class SilenceDetector:
             "last_room": self.last_room,
             "fired": self.fired,
             "bed_occupied": self.bed_occupied,
+            "held": sorted(self.held),
+            "motion_seen": self.motion_seen,
+            "went_to_bed": self.went_to_bed,
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -358,3 +419,7 @@ class SilenceDetector:
         self.fired = bool(data["fired"])
         bed = data["bed_occupied"]
         self.bed_occupied = None if bed is None else bool(bed)
+        # Snapshots written before these fields existed carry on with the defaults.
+        self.held = {str(x) for x in data.get("held", [])}
+        self.motion_seen = bool(data.get("motion_seen", False))
+        self.went_to_bed = bool(data.get("went_to_bed", False))
