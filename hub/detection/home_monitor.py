@@ -105,8 +105,10 @@ class HomeMonitor:
         if silence is not None:
             out.append(silence)
         # In bed after the wake time is the sleep bound's to judge, not the morning rule's.
-        quiet = self.silence.fired or self.silence.bed_occupied is True
-        out.extend(self.routine.tick(now, local, self.at_home, quiet))
+        in_bed = self.silence.bed_occupied is True
+        quiet = self.silence.fired or in_bed
+        elsewhere = in_bed or self.silence.held_outside(self.routine.is_bathroom)
+        out.extend(self.routine.tick(now, local, self.at_home, quiet, elsewhere))
         return out
 
     def state_snapshot(self) -> dict[str, Any]:

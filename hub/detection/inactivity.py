@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -21,6 +21,11 @@ from hub.detection.home_events import (
     parse_iso_or_none,
     room_role,
 )
+
+
+# Rooms where an item held "on" is a seat or bed mat with someone on it; elsewhere it is an
+# appliance running (a dishwasher, say), which says nothing about the resident.
+SEATING_ROLES = frozenset({"living", "bedroom"})
 
 
 class PresenceConfig(BaseModel):
@@ -290,7 +295,7 @@ class SilenceDetector:
         self.fired = False
         self.bed_occupied: bool | None = None
         # Seat mats and other item sensors still reporting "on": someone is sitting or using them.
-        self.held: set[str] = set()
+        self.held: dict[str, str] = {}  # sensor -> room
         # Homes with motion sensors report every few minutes; door/item-only homes get sparse bounds.
         self.motion_seen = False
         self.went_to_bed = False
@@ -304,6 +309,10 @@ class SilenceDetector:
         self._prior_rate = _rates(prior)
         self.learned = learned
 
+    def held_outside(self, is_room: Callable[[str], bool]) -> bool:
+        """True when a held item (a seat mat, say) lies in a room for which ``is_room`` is false."""
+        return any(not is_room(room) for room in self.held.values())
+
     @property
     def sparse(self) -> bool:
         """True until a motion sensor has reported: the home has only doors and items."""
@@ -315,11 +324,11 @@ class SilenceDetector:
             self.motion_seen = True
         if ev.kind == "bed":
             self.bed_occupied = ev.state == "occupied"
-        elif ev.kind == "item":
+        elif ev.kind == "item" and room_role(ev.room) in SEATING_ROLES:
             if ev.state in ("on", "occupied"):
-                self.held.add(ev.sensor)
+                self.held[ev.sensor] = ev.room
             else:
-                self.held.discard(ev.sensor)
+                self.held.pop(ev.sensor, None)
         if not ev.is_activity:
             return
         if self.last_activity is None or ev.ts >= self.last_activity:
@@ -329,9 +338,9 @@ class SilenceDetector:
             self.fired = False
             # Going to bed: the last activity is in a bedroom inside the sleep window (or a bed sensor).
             local = local_clock(ev.ts, self.timezone).time()
-            self.went_to_bed = room_role(ev.room) == "bedroom" and in_daily_window(
-                local, self.sleep_start, self.sleep_end
-            )
+            # A home of doors and items never sees the bedroom: its last event of the night stands in.
+            in_bedroom = self.sparse or room_role(ev.room) == "bedroom"
+            self.went_to_bed = in_bedroom and in_daily_window(local, self.sleep_start, self.sleep_end)
 
     def scores(self, now: datetime) -> tuple[float, float]:
         """Surprise (nats) and spent fraction of the maximum-silence budget since the last activity."""
@@ -406,7 +415,7 @@ class SilenceDetector:
             "last_room": self.last_room,
             "fired": self.fired,
             "bed_occupied": self.bed_occupied,
-            "held": sorted(self.held),
+            "held": dict(sorted(self.held.items())),
             "motion_seen": self.motion_seen,
             "went_to_bed": self.went_to_bed,
         }
@@ -420,6 +429,6 @@ class SilenceDetector:
         bed = data["bed_occupied"]
         self.bed_occupied = None if bed is None else bool(bed)
         # Snapshots written before these fields existed carry on with the defaults.
-        self.held = {str(x) for x in data.get("held", [])}
+        self.held = {str(k): str(v) for k, v in dict(data.get("held", {})).items()}
         self.motion_seen = bool(data.get("motion_seen", False))
         self.went_to_bed = bool(data.get("went_to_bed", False))

@@ -151,6 +151,9 @@ class RoutineDetector:
                 )
             return out
         if self.is_bathroom(ev.room) and at_home:
+            if ev.kind not in ("motion", "door"):
+                # A flush or an appliance says someone passed; only motion or a door shows a stay.
+                return out
             if self.bath_entry is None:
                 self.bath_entry = ev.ts
                 self.bath_room = ev.room
@@ -170,13 +173,13 @@ class RoutineDetector:
         return fresh
 
     def tick(
-        self, now: datetime, local: datetime, at_home: bool, inactivity_active: bool
+        self, now: datetime, local: datetime, at_home: bool, inactivity_active: bool, elsewhere: bool = False
     ) -> list[AlertTrigger]:
-        """Time-driven rules: morning, bathroom, check-in."""
+        """Time-driven rules: morning, bathroom, check-in; ``elsewhere``: a bed or seat outside is occupied."""
         self._watch(local)
         out: list[AlertTrigger] = []
         today = local.date()
-        if not at_home:
+        if not at_home or elsewhere:
             self.bath_entry = None
         elif (
             today not in (self.morning_done, self.morning_fired)
