@@ -212,10 +212,12 @@ def load_absences(path: Path) -> list[tuple[datetime, datetime]]:
 
 
 def read_home_folder(
-    folder: Path, on_error: Callable[[int, str], None] | None = None
+    folder: Path,
+    on_error: Callable[[int, str], None] | None = None,
+    overrides: dict[str, SensorSpec] | None = None,
 ) -> HomeLog:
     """Read a ``homes/`` folder: events.txt.gz (or events.txt), rooms.csv and absences.csv."""
-    sensors = load_rooms_csv(folder / "rooms.csv")
+    sensors = {**load_rooms_csv(folder / "rooms.csv"), **(overrides or {})}
     gz, plain = folder / "events.txt.gz", folder / "events.txt"
     try:
         if gz.exists():

@@ -1,7 +1,9 @@
 """Replays recorded home-sensor logs through the live HomeMonitor on a virtual clock.
 
 Usage:
-    python -m simulators.replay casas PATH [--sensors MAP.json] [--until ISO8601] [--resident-config JSON]
+    python -m simulators.replay casas PATH [--sensors MAP.json] [--until ISO8601] [--resident-config JSON] [--summary]
+
+PATH is a CASAS log file or a homes/ folder (events.txt.gz + rooms.csv).
     python -m simulators.replay collapse-study PATH [--samples 200] [--seed 1] [--resident-config JSON]
 """
 
@@ -24,7 +26,7 @@ from hub.detection.activity_profile import OnlineProfileLearner
 from hub.detection.home_events import AlertTrigger, HomeEvent, local_clock
 from hub.detection.home_monitor import HomeMonitor, ResidentConfig
 from hub.errors import EldercareError
-from simulators.casas import LogFormatError, SensorSpec, load_sensor_map, read_log
+from simulators.casas import LogFormatError, SensorSpec, load_sensor_map, read_home_folder, read_log
 
 TICK = timedelta(minutes=1)
 COLLAPSE_TYPES = frozenset({"inactivity", "long_bathroom", "no_morning_activity"})
@@ -225,6 +227,11 @@ def _load_events(path: str, sensors: str | None, err: TextIO) -> list[HomeEvent]
         bad.append(line_no)
         print(f"{path}:{line_no}: skipped malformed line: {reason}", file=err)
 
+    if Path(path).is_dir():
+        # A homes/ folder: rooms.csv is the provisioning; a --sensors map still overrides it.
+        events = read_home_folder(Path(path), on_error, sensor_map).events
+        print(f"read {len(events)} events, skipped {len(bad)} malformed lines", file=err)
+        return sorted(events, key=lambda e: e.ts)
     events = read_log(Path(path), sensor_map, on_error)
     print(f"read {len(events)} events, skipped {len(bad)} malformed lines", file=err)
     return events
@@ -281,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("casas", "collapse-study"):
         p = sub.add_parser(name)
-        p.add_argument("path", help="CASAS log (space-separated original or CIL tab-separated)")
+        p.add_argument("path", help="CASAS log (space-separated original or CIL tab-separated), or a homes/ folder"
+                       " (events.txt.gz + rooms.csv)")
         p.add_argument("--sensors", help="MAP.json: sensor name -> {kind, room, exit}")
         p.add_argument("--resident-config", help="ResidentConfig as a JSON file path or inline JSON")
     casas = sub.choices["casas"]

@@ -22,7 +22,6 @@ from hub.detection.home_events import (
     room_role,
 )
 
-
 # Rooms where an item held "on" is a seat or bed mat with someone on it; elsewhere it is an
 # appliance running (a dishwasher, say), which says nothing about the resident.
 SEATING_ROLES = frozenset({"living", "bedroom"})
@@ -128,7 +127,7 @@ class InactivityConfig(BaseModel):
         description="Cold-start waking-hour activity in a home whose sensors are only doors and items.",
     )
     sparse_max_silence_awake_min: float = Field(
-        default=240.0,
+        default=180.0,
         gt=0,
         title="Sparse maximum silence awake",
         description="Waking-hour bound in a home without motion sensors: doors and items report rarely.",
