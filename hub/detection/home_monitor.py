@@ -104,9 +104,10 @@ class HomeMonitor:
         silence = self.silence.tick(now, self.at_home)
         if silence is not None:
             out.append(silence)
-        # In bed after the wake time is the sleep bound's to judge, not the morning rule's.
+        # In bed after a default or learned wake time is the sleep bound's to judge, not the morning
+        # rule's (a late riser is not "not up"); a wake time set by the carers still applies.
         in_bed = self.silence.bed_occupied is True
-        quiet = self.silence.fired or in_bed
+        quiet = self.silence.fired or (in_bed and self.config.routine.wake_time is None)
         elsewhere = in_bed or self.silence.held_outside(self.routine.is_bathroom)
         out.extend(self.routine.tick(now, local, self.at_home, quiet, elsewhere))
         return out

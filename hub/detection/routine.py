@@ -79,9 +79,9 @@ class RoutineConfig(BaseModel):
     )
 
 
-def learned_wake_time(probs: Sequence[float], weekday: int) -> time | None:
-    """End of the first hour from 04:00 in which the resident is usually (p >= 0.5) active."""
-    for hod in range(4, 12):
+def learned_wake_time(probs: Sequence[float], weekday: int, earliest_hour: int = 4) -> time | None:
+    """End of the first hour from ``earliest_hour`` in which the resident is usually (p >= 0.5) active."""
+    for hod in range(earliest_hour, 12):
         if probs[weekday * 24 + hod] >= 0.5:
             return time(hod + 1, 0)
     return None
@@ -120,7 +120,8 @@ class RoutineDetector:
         """Local time by which some activity is expected on ``day``."""
         wake = self.cfg.wake_time
         if wake is None and self._probs is not None:
-            wake = learned_wake_time(self._probs, day.weekday())
+            # Searched from the end of the sleep window: a restless sleeper's night motion is not waking.
+            wake = learned_wake_time(self._probs, day.weekday(), max(4, min(11, self.sleep_end.hour)))
         if wake is None:
             wake = self.cfg.default_wake_time
         return at_local(day, wake) + timedelta(minutes=self.cfg.wake_margin_min)
@@ -181,7 +182,7 @@ class RoutineDetector:
         today = local.date()
         if not at_home or elsewhere:
             self.bath_entry = None
-        elif (
+        if at_home and (
             today not in (self.morning_done, self.morning_fired)
             and not inactivity_active
             and self.watching_since is not None

@@ -78,7 +78,7 @@ def test_new_activity_starts_a_new_episode() -> None:
 
 
 def test_learned_busy_profile_shortens_threshold_but_not_below_minimum() -> None:
-    rows = [(h, 20.0, 1.0, 3) for h in range(168)]
+    rows = [(h, 20.0, 1.0, 4) for h in range(168)]  # four weeks: the learned profile has its full say
     clock = FakeClock(HomeMonitor(ResidentConfig(), profile_from_counts(rows)), at("09:00"))
     busy(clock, at("09:00"))
     clock.run_until(at("13:00"))
@@ -223,3 +223,94 @@ def test_aware_timestamps_use_resident_time_zone() -> None:
     clock.run_until(start + timedelta(hours=3))
     (alert,) = clock.of_type("inactivity")
     assert timedelta(minutes=115) <= alert.ts - start - timedelta(minutes=9) <= timedelta(minutes=125)
+
+
+def first_inactivity_delay(monitor: HomeMonitor, start: datetime, until: datetime) -> timedelta:
+    """Delay from the end of a busy half hour at ``start`` to the first inactivity alert."""
+    clock = FakeClock(monitor, start)
+    busy(clock, start)
+    clock.run_until(until)
+    (alert,) = clock.of_type("inactivity")
+    return alert.ts - (start + timedelta(minutes=29))
+
+
+@pytest.mark.parametrize("weeks", [1, 2, 3, 4])
+def test_baseline_weight_grows_with_weeks_and_a_week_old_one_is_no_more_eager(weeks: int) -> None:
+    busy_rows = [(h, 20.0, 1.0, weeks) for h in range(168)]  # a resident active every hour
+    default = first_inactivity_delay(HomeMonitor(ResidentConfig()), at("09:00"), at("14:00"))
+    learned = first_inactivity_delay(
+        HomeMonitor(ResidentConfig(), profile_from_counts(busy_rows)), at("09:00"), at("14:00")
+    )
+    if weeks == 1:
+        assert learned == default
+    else:
+        assert learned < default
+    younger = [(h, 20.0, 1.0, weeks - 1) for h in range(168)]
+    if weeks > 1:
+        before = first_inactivity_delay(
+            HomeMonitor(ResidentConfig(), profile_from_counts(younger)), at("09:00"), at("14:00")
+        )
+        assert learned <= before
+
+
+def bedroom_motion(ts: datetime) -> HomeEvent:
+    return HomeEvent(ts, "BedroomArea", "motion", "Bedroom", False, "ON")
+
+
+def test_sleeping_in_the_bedroom_is_judged_by_the_sleep_bound_not_a_restless_past() -> None:
+    # Four weeks of a restless sleeper: motion in every night hour.
+    restless = [(h, 5.0, 1.0, 4) for h in range(168)]
+    monitor = HomeMonitor(ResidentConfig(), profile_from_counts(restless))
+    clock = FakeClock(monitor, at("21:00"))
+    busy(clock, at("21:00"))
+    clock.feed(bedroom_motion(at("23:10")))
+    clock.feed(HomeEvent(at("06:55", 1), "KitchenArea", "motion", "Kitchen", False, "ON"))
+    assert clock.alerts == []
+
+    # The same quiet night after the last activity in the living room at 23:10 is still no alarm
+    # inside the window: night hours are never more eager than the defaults.
+    clock = FakeClock(HomeMonitor(ResidentConfig(), profile_from_counts(restless)), at("21:00"))
+    busy(clock, at("21:00"))
+    clock.feed(motion(at("23:10")))
+    clock.run_until(at("06:50", 1))
+    assert clock.of_type("inactivity") == []
+
+
+def test_after_bed_the_sleep_bound_still_catches_a_night_that_never_ends() -> None:
+    clock = FakeClock(HomeMonitor(ResidentConfig()), at("21:00"))
+    busy(clock, at("21:00"))
+    clock.feed(bedroom_motion(at("23:00")))
+    clock.run_until(at("12:00", 1))
+    (alert,) = clock.of_type("inactivity")
+    assert alert.details["reason"] == "max_silence"
+    assert timedelta(minutes=599) <= alert.ts - at("23:00") <= timedelta(minutes=602)
+
+
+def seat(ts: datetime, state: str) -> HomeEvent:
+    return HomeEvent(ts, "Seat", "item", "living_room", False, state)
+
+
+def test_an_occupied_seat_is_presence_and_getting_up_restarts_the_clock() -> None:
+    clock = FakeClock(HomeMonitor(ResidentConfig()), at("13:00"))
+    busy(clock, at("13:00"))
+    clock.feed(seat(at("13:30"), "ON"))
+    clock.feed(seat(at("18:30"), "OFF"))  # five hours of television
+    assert clock.of_type("inactivity") == []
+    clock.run_until(at("21:30"))
+    (alert,) = clock.of_type("inactivity")
+    assert alert.ts - at("18:30") <= timedelta(minutes=180)
+
+
+def test_a_home_of_doors_and_items_gets_the_sparse_bounds() -> None:
+    def door(ts: datetime) -> HomeEvent:
+        return HomeEvent(ts, "Cupboard", "door", "kitchen", False, "OPEN")
+
+    clock = FakeClock(HomeMonitor(ResidentConfig()), at("09:00"))
+    for i in range(6):
+        clock.feed(door(at("09:00") + timedelta(minutes=5 * i)))
+    clock.run_until(at("15:00"))
+    (alert,) = clock.of_type("inactivity")
+    sparse_delay = alert.ts - at("09:25")
+    dense_delay = first_inactivity_delay(HomeMonitor(ResidentConfig()), at("09:00"), at("15:00"))
+    assert sparse_delay > dense_delay
+    assert sparse_delay <= timedelta(minutes=ResidentConfig().inactivity.sparse_max_silence_awake_min)

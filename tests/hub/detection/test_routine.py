@@ -48,12 +48,18 @@ def in_bed_night(clock: FakeClock) -> None:
 
 def test_not_up_in_the_morning() -> None:
     clock = FakeClock(HomeMonitor(ResidentConfig()), at("21:00"))
-    in_bed_night(clock)
+    clock.feed(motion(at("23:30"), "BedroomArea", "Bedroom"))  # to bed, no bed sensor
     clock.run_until(at("12:00", day=1))
     (alert,) = clock.of_type("no_morning_activity")
     assert alert.ts == at("09:00", day=1)  # default wake 08:00 + 60 min margin
     assert alert.severity == "high"
-    assert clock.of_type("inactivity") == []
+
+
+def test_still_in_bed_is_judged_by_the_sleep_bound_not_the_morning_rule() -> None:
+    clock = FakeClock(HomeMonitor(ResidentConfig()), at("21:00"))
+    in_bed_night(clock)
+    clock.run_until(at("12:00", day=1))
+    assert clock.alerts == []  # a late riser on a bed sensor is not "not up"
     clock.run_until(at("18:00", day=1))
     (late,) = clock.of_type("inactivity")
     assert at("17:00", day=1) <= late.ts <= at("17:01", day=1)  # 10 h sleep bound after 07:00
