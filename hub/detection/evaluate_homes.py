@@ -233,24 +233,41 @@ def without_motion(log: HomeLog) -> HomeLog:
     return HomeLog(f"{log.name}-nomotion", events, sensors, log.absences)
 
 
-# What the evaluation may tune: the cold-start waking-hour activity (its silence alarm comes after
-# -ln(0.01) / -ln(1 - p) hours) and the waking-hour bound, for dense and for sparse homes. Each home
-# is measured with the candidate chosen on the other homes only.
-DENSE_CANDIDATES = tuple((p, m) for p in (0.90, 0.93, 0.95, 0.97) for m in (120.0, 180.0))
-SPARSE_CANDIDATES = tuple((p, m) for p in (0.70, 0.80, 0.85, 0.90) for m in (180.0, 240.0))
+# What the evaluation may tune: the cold-start waking-hour activity p (its silence alarm comes after
+# -ln(0.01) / -ln(1 - p) hours), the waking-hour bound and, in dense homes, the bathroom bound. Each
+# home is measured with the candidate chosen on the other homes only.
+Candidate = tuple[float, ...]
+DENSE_CANDIDATES: tuple[Candidate, ...] = tuple(
+    (p, m, b) for p in (0.90, 0.95, 0.97) for m in (120.0, 180.0) for b in (60.0, 90.0)
+)
+SPARSE_CANDIDATES: tuple[Candidate, ...] = tuple((p, m) for p in (0.70, 0.80, 0.85, 0.90) for m in (180.0, 240.0))
 
 
-def candidate_config(dense: tuple[float, float], sparse: tuple[float, float]) -> ResidentConfig:
+def shipped_dense() -> Candidate:
+    """The dense candidate the shipped defaults amount to."""
+    cfg = ResidentConfig()
+    return (cfg.inactivity.default_awake_activity, cfg.inactivity.max_silence_awake_min,
+            cfg.routine.bathroom_max_min)
+
+
+def shipped_sparse() -> Candidate:
+    """The sparse candidate the shipped defaults amount to."""
+    cfg = InactivityConfig()
+    return (cfg.sparse_awake_activity, cfg.sparse_max_silence_awake_min)
+
+
+def candidate_config(dense: Candidate, sparse: Candidate) -> ResidentConfig:
     """A ResidentConfig with one dense and one sparse candidate."""
-    base = InactivityConfig()
-    inactivity = base.model_copy(update={
+    base = ResidentConfig()
+    inactivity = base.inactivity.model_copy(update={
         "default_awake_activity": dense[0],
         "max_silence_awake_min": dense[1],
-        "max_hourly_activity": max(base.max_hourly_activity, dense[0]),
+        "max_hourly_activity": max(base.inactivity.max_hourly_activity, dense[0]),
         "sparse_awake_activity": sparse[0],
         "sparse_max_silence_awake_min": sparse[1],
     })
-    return ResidentConfig(inactivity=inactivity)
+    routine = base.routine.model_copy(update={"bathroom_max_min": dense[2]})
+    return ResidentConfig(inactivity=inactivity, routine=routine)
 
 
 @dataclass(frozen=True)
@@ -290,8 +307,8 @@ def _score(verdicts: Sequence[Verdict]) -> tuple[float, ...]:
 
 
 def choose(
-    grid: Sequence[tuple[float, float]], train: Sequence[str], results: dict[tuple[str, tuple[float, float]], Verdict]
-) -> tuple[float, float]:
+    grid: Sequence[Candidate], train: Sequence[str], results: dict[tuple[str, Candidate], Verdict]
+) -> Candidate:
     """The candidate that does best on the training homes (the first on ties)."""
     return min(grid, key=lambda c: _score([results[(h, c)] for h in train]))
 
@@ -302,14 +319,14 @@ def table(logs: Sequence[HomeLog], out: TextIO) -> None:
     sparse_train = [without_motion(log) for log in dense_homes if any(e.kind != "motion" for e in log.events)]
     sparse_train = [log for log in sparse_train if len(log.events) > 0 and log.sensors]
     sparse_homes = [log for log in logs if not has_motion(log)]
-    defaults = (InactivityConfig().sparse_awake_activity, InactivityConfig().sparse_max_silence_awake_min)
-    dense_default = (InactivityConfig().default_awake_activity, InactivityConfig().max_silence_awake_min)
+    defaults = shipped_sparse()
+    dense_default = shipped_dense()
     dense_res = {(log.name, c): verdict(log, measure(log, None, candidate_config(c, defaults)))
                  for log in dense_homes for c in DENSE_CANDIDATES}
     sparse_res = {(log.name, c): verdict(log, measure(log, None, candidate_config(dense_default, c)))
                   for log in sparse_train + sparse_homes for c in SPARSE_CANDIDATES}
-    print("Candidates (cold-start awake activity, awake bound min); each home uses the one chosen without it.",
-          file=out)
+    print("Candidates (cold-start awake activity p, awake bound min[, bathroom bound min]); each home is"
+          " measured with the one chosen without it.", file=out)
     print(f"  dense (homes with motion sensors), chosen on the other motion homes: {list(DENSE_CANDIDATES)}",
           file=out)
     print(f"  sparse (door/item only), chosen on the motion homes with their motion sensors removed:"
@@ -335,7 +352,7 @@ def table(logs: Sequence[HomeLog], out: TextIO) -> None:
             pick = choose(SPARSE_CANDIDATES, [h.name for h in sparse_train], sparse_res)
             config = candidate_config(dense_default, pick)
         rows = [
-            (f"live LOHO {pick[0]:.2f}/{pick[1]:.0f}m", config),
+            ("live LOHO " + "/".join(f"{x:g}" for x in pick), config),
             ("live shipped", ResidentConfig()),
             ("flat 3 h", config),
         ]

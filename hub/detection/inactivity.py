@@ -178,6 +178,7 @@ class PresenceTracker:
         self.last_door: datetime | None = None
         self.recent: list[tuple[datetime, str]] = []
         self.not_home_fired = False
+        self.entered_at: datetime | None = None
 
     def _window(self) -> timedelta:
         return timedelta(minutes=self.cfg.return_window_min)
@@ -211,6 +212,14 @@ class PresenceTracker:
         self._confirm(ev.ts)
         if ev.exit:
             if ev.kind == "door":
+                if self.away:
+                    # An exit door used while away means someone came in: the resident counts as home
+                    # from the door on, so a fall just inside it is a silence at home, not an absence.
+                    self._back_home()
+                    self.entered_at = ev.ts
+                    return
+                if self.entered_at is not None and timedelta(0) <= ev.ts - self.entered_at <= self._window():
+                    return  # the rest of the door cycle that brought them in is not a departure
                 self.last_door = ev.ts
             if not self.away:
                 self.pending_exit = ev.ts
@@ -259,6 +268,7 @@ class PresenceTracker:
             "last_door": iso_or_none(self.last_door),
             "recent": [[ts.isoformat(), s] for ts, s in self.recent],
             "not_home_fired": self.not_home_fired,
+            "entered_at": iso_or_none(self.entered_at),
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -270,6 +280,7 @@ class PresenceTracker:
         self.last_door = parse_iso_or_none(data["last_door"])
         self.recent = [(datetime.fromisoformat(ts), str(s)) for ts, s in data["recent"]]
         self.not_home_fired = bool(data["not_home_fired"])
+        self.entered_at = parse_iso_or_none(data.get("entered_at"))
 
 
 class SilenceDetector:
