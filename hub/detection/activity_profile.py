@@ -182,6 +182,7 @@ def hourly_activity(
     floor: float = 0.02,
     strength: float = 2.0,
     trust_days: float | None = None,
+    eager_from_days: float | None = None,
 ) -> tuple[Sequence[float], bool]:
     """Probability of at least one event in each hour of the week, and whether it was learned.
 
@@ -189,8 +190,9 @@ def hourly_activity(
     hour-of-week cell is shrunk towards its hour-of-day average, which is shrunk towards the prior,
     so one odd week cannot make an hour look always busy or always quiet. With ``trust_days``, a
     learned hour busier than the prior (a faster alarm) moves away from the prior only by the
-    weight (days - min_history_days) / (trust_days - min_history_days), clipped to [0, 1]: a
-    baseline must be weeks old before it is more eager than the defaults.
+    weight (days - eager_from) / (trust_days - eager_from), clipped to [0, 1], eager_from being
+    ``eager_from_days`` (default ``min_history_days``): a baseline must be weeks old before it is
+    more eager than the defaults. Quieter hours (a slower alarm) are taken as learned.
     """
     if len(prior) != HOURS_PER_WEEK:
         raise DetectionError("prior must have 168 hourly values")
@@ -198,8 +200,9 @@ def hourly_activity(
         return _cold_start(tuple(prior), cap, floor), False
     probs = _learned(profile, prior, cap, floor, strength)
     if trust_days is not None:
-        span = trust_days - min_history_days
-        weight = 1.0 if span <= 0 else min(1.0, max(0.0, (profile.history_days - min_history_days) / span))
+        eager_from = min_history_days if eager_from_days is None else eager_from_days
+        span = trust_days - eager_from
+        weight = 1.0 if span <= 0 else min(1.0, max(0.0, (profile.history_days - eager_from) / span))
         probs = [
             min(cap, max(floor, base + weight * (p - base))) if p > base else p
             for p, base in zip(probs, prior, strict=True)

@@ -16,28 +16,35 @@ from psycopg_pool import AsyncConnectionPool
 from alerts.model import ALERT_TYPES, SEVERITY_RANK, Binding, Trigger
 from devices.observation import Observation
 from hub.detection.activity_profile import profile_from_counts
-from hub.detection.home_events import AlertTrigger, DetectionError, HomeEvent
+from hub.detection.home_events import AlertTrigger, DetectionError, HomeEvent, room_role
 from hub.detection.home_monitor import HomeMonitor, ResidentConfig
 from hub.detection.routine import RoutineConfig
 from hub.shutdown import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
-EXIT_ROOMS = frozenset({"entrance", "front_door", "exit", "hallway_exit"})
 _DETECTOR = "home"
 _SLICE = 500  # monitors per slice of a periodic round; about 1 ms of tick, 6 ms of snapshots
 
 
 def home_event(obs: Observation, binding: Binding) -> HomeEvent | None:
-    """The home-detector view of an observation, or None when it says nothing about activity."""
+    """The home-detector view of an observation, or None when it says nothing about activity.
+
+    The room and the kind come from provisioning: the device's room (devices.room) and its type. A
+    door or motion sensor in an entrance guards the exit; a pressure mat outside a bedroom is a seat.
+    """
     room = binding.room or ""
+    role = room_role(room)
+    exit_ = role == "entrance"
     data = obs.data
     if obs.kind == "door":
-        return HomeEvent(obs.ts, obs.device_id, "door", room, room in EXIT_ROOMS, data["contact"])
+        return HomeEvent(obs.ts, obs.device_id, "door", room, exit_, data["contact"])
     if obs.kind == "motion":
-        return HomeEvent(obs.ts, obs.device_id, "motion", room, room in EXIT_ROOMS, "on" if data["motion"] else "off")
+        return HomeEvent(obs.ts, obs.device_id, "motion", room, exit_, "on" if data["motion"] else "off")
     if obs.kind == "bed":
-        return HomeEvent(obs.ts, obs.device_id, "bed", room, False, "occupied" if data["occupied"] else "empty")
+        if role in ("bedroom", "other") or not room:
+            return HomeEvent(obs.ts, obs.device_id, "bed", room, False, "occupied" if data["occupied"] else "empty")
+        return HomeEvent(obs.ts, obs.device_id, "item", room, False, "on" if data["occupied"] else "off")
     if obs.kind == "radar" and "presence" in data:
         return HomeEvent(obs.ts, obs.device_id, "motion", room, False, "on" if data["presence"] else "off")
     if obs.kind == "checkin":
@@ -51,7 +58,8 @@ _PROFILE_SQL = """
 WITH ev AS (
   SELECT e.resident_id, {bucket} AS bucket, count(*) AS events
   FROM device_events e
-  WHERE e.resident_id = ANY(%(rids)s) AND e.ts >= now() - make_interval(weeks => %(weeks)s)
+  WHERE e.resident_id = ANY(%(rids)s) AND e.ts >= %(now)s - make_interval(weeks => %(weeks)s)
+    AND e.ts < %(now)s
     AND (e.kind IN ('door', 'bed', 'checkin') OR (e.kind = 'motion' AND e.data->>'motion' = 'true')
          OR (e.kind = 'radar' AND e.data->>'presence' = 'true'))
   GROUP BY 1, 2
@@ -75,8 +83,9 @@ GROUP BY 1, 2 ORDER BY 1, 2
 def profile_sql(timescaledb: bool) -> str:
     """The profile query, bucketed with time_bucket where TimescaleDB is present."""
     if timescaledb:
-        return _PROFILE_SQL.format(bucket="time_bucket('1 hour', e.ts)", now_bucket="time_bucket('1 hour', now())")
-    return _PROFILE_SQL.format(bucket="date_trunc('hour', e.ts)", now_bucket="date_trunc('hour', now())")
+        return _PROFILE_SQL.format(bucket="time_bucket('1 hour', e.ts)",
+                                   now_bucket="time_bucket('1 hour', %(now)s::timestamptz)")
+    return _PROFILE_SQL.format(bucket="date_trunc('hour', e.ts)", now_bucket="date_trunc('hour', %(now)s::timestamptz)")
 
 
 def resident_config(resident_id: str, flags: list[str], timezone: str | None) -> ResidentConfig:
@@ -165,14 +174,15 @@ class HomeWatch:
                                                             config=resident_config(rid, flags, tz))
             self._configured.add(rid)
 
-    async def refresh_profiles(self, timescaledb: bool, weeks: int = 8, chunk: int = 500) -> int:
-        """Learn every owned resident's hour-of-week baseline from stored events; returns how many."""
+    async def refresh_profiles(self, timescaledb: bool, now: datetime, weeks: int = 8, chunk: int = 500) -> int:
+        """Learn every owned resident's hour-of-week baseline from events stored before ``now``; returns how many."""
         rids = list(self._monitors)
         learned = 0
         for start in range(0, len(rids), chunk):
             async with self._pool.connection() as conn:
                 rows = await (await conn.execute(profile_sql(timescaledb),
-                                                 {"rids": rids[start:start + chunk], "weeks": weeks})).fetchall()
+                                                 {"rids": rids[start:start + chunk], "weeks": weeks,
+                                                  "now": now})).fetchall()
             by_resident: dict[str, list[tuple[int, float, float, int]]] = {}
             for rid, how, mean, share, seen in rows:
                 by_resident.setdefault(rid, []).append((how, mean, share, seen))
@@ -220,7 +230,7 @@ class HomeWatch:
             try:
                 if time.monotonic() >= next_profiles:
                     next_profiles = time.monotonic() + profile_every_s
-                    await self.refresh_profiles(timescaledb)
+                    await self.refresh_profiles(timescaledb, datetime.now(UTC))
                 await self.configure_new()
                 emit(await self.tick_all(datetime.now(UTC)))
                 await self.save()

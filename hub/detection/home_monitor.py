@@ -83,6 +83,7 @@ class HomeMonitor:
             min_history_days=cfg.min_history_days,
             cap=cfg.max_hourly_activity,
             trust_days=cfg.trust_days,
+            eager_from_days=cfg.eager_from_days,
         )
         self.silence.set_hourly_activity(probs, learned, prior)
         self.routine.set_hourly_activity(probs, learned)

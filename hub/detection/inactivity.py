@@ -112,12 +112,18 @@ class InactivityConfig(BaseModel):
         title="Default sleep activity",
         description="Cold-start probability of any event in an hour of the sleep window.",
     )
+    eager_from_days: float = Field(
+        default=14.0,
+        ge=0,
+        title="Eager from",
+        description="Days at home before the learned profile may alarm sooner than the defaults.",
+    )
     trust_days: float = Field(
         default=28.0,
         gt=0,
         title="Full trust",
         description="Days at home after which the learned profile may be as eager as it likes; from"
-        " min_history_days to here its weight grows linearly (a week-old one is never more eager).",
+        " eager_from_days to here its weight grows linearly.",
     )
     sparse_awake_activity: float = Field(
         default=0.7,
@@ -226,6 +232,7 @@ class PresenceTracker:
                 self.pending_door = ev.kind == "door"
                 self.recent.clear()
             return
+        self.entered_at = None  # activity inside: any later door is a new cycle
         if self.away:
             in_bed = ev.kind == "bed" and ev.state == "occupied"
             after_door = (

@@ -241,7 +241,7 @@ def test_baseline_weight_grows_with_weeks_and_a_week_old_one_is_no_more_eager(we
     learned = first_inactivity_delay(
         HomeMonitor(ResidentConfig(), profile_from_counts(busy_rows)), at("09:00"), at("14:00")
     )
-    if weeks == 1:
+    if weeks <= 2:  # eager only from two weeks on
         assert learned == default
     else:
         assert learned < default
@@ -314,3 +314,30 @@ def test_a_home_of_doors_and_items_gets_the_sparse_bounds() -> None:
     dense_delay = first_inactivity_delay(HomeMonitor(ResidentConfig()), at("09:00"), at("15:00"))
     assert sparse_delay > dense_delay
     assert sparse_delay <= timedelta(minutes=ResidentConfig().inactivity.sparse_max_silence_awake_min)
+
+
+def test_coming_in_and_falling_inside_the_door_is_a_silence_at_home() -> None:
+    clock = FakeClock(HomeMonitor(ResidentConfig()), at("09:00"))
+    busy(clock, at("09:00"), 5)
+    clock.feed(HomeEvent(at("09:10"), "FrontDoor", "door", "entrance", True, "OPEN"))
+    clock.feed(HomeEvent(at("09:11"), "FrontDoor", "door", "entrance", True, "CLOSE"))
+    clock.run_until(at("11:00"))
+    assert not clock.monitor.at_home
+    clock.feed(HomeEvent(at("11:00"), "FrontDoor", "door", "entrance", True, "OPEN"))
+    clock.feed(HomeEvent(at("11:01"), "FrontDoor", "door", "entrance", True, "CLOSE"))
+    clock.run_until(at("15:00"))
+    assert clock.monitor.at_home  # the door that let them in is not a new departure
+    (alert,) = clock.of_type("inactivity")
+    assert alert.details["last_sensor"] == "FrontDoor"
+    assert alert.ts - at("11:01") <= timedelta(minutes=180)
+
+    # Back in, moving about, then out again: that later door cycle is a departure.
+    clock = FakeClock(HomeMonitor(ResidentConfig()), at("09:00"))
+    clock.feed(HomeEvent(at("09:00"), "FrontDoor", "door", "entrance", True, "CLOSE"))
+    clock.run_until(at("10:00"))
+    clock.feed(HomeEvent(at("10:00"), "FrontDoor", "door", "entrance", True, "OPEN"))
+    clock.feed(motion(at("10:02")))
+    clock.feed(HomeEvent(at("10:04"), "FrontDoor", "door", "entrance", True, "OPEN"))
+    clock.run_until(at("14:00"))
+    assert not clock.monitor.at_home
+    assert clock.of_type("inactivity") == []
