@@ -42,7 +42,7 @@ def home_event(obs: Observation, binding: Binding) -> HomeEvent | None:
     if obs.kind == "motion":
         return HomeEvent(obs.ts, obs.device_id, "motion", room, exit_, "on" if data["motion"] else "off")
     if obs.kind == "bed":
-        if role in ("bedroom", "other") or not room:
+        if role in ("bedroom", "other"):
             return HomeEvent(obs.ts, obs.device_id, "bed", room, False, "occupied" if data["occupied"] else "empty")
         return HomeEvent(obs.ts, obs.device_id, "item", room, False, "on" if data["occupied"] else "off")
     if obs.kind == "radar" and "presence" in data:
