@@ -42,14 +42,20 @@ def home_event(obs: Observation, binding: Binding) -> HomeEvent | None:
     if obs.kind == "motion":
         return HomeEvent(obs.ts, obs.device_id, "motion", room, exit_, "on" if data["motion"] else "off")
     if obs.kind == "bed":
-        if role in ("bedroom", "other"):
-            return HomeEvent(obs.ts, obs.device_id, "bed", room, False, "occupied" if data["occupied"] else "empty")
-        return HomeEvent(obs.ts, obs.device_id, "item", room, False, "on" if data["occupied"] else "off")
+        return _mat_event(obs, room, role)
     if obs.kind == "radar" and "presence" in data:
         return HomeEvent(obs.ts, obs.device_id, "motion", room, False, "on" if data["presence"] else "off")
     if obs.kind == "checkin":
         return HomeEvent(obs.ts, obs.device_id, "checkin", room, False, "press")
     return None
+
+
+def _mat_event(obs: Observation, room: str, role: str) -> HomeEvent:
+    """A pressure mat: the bed in a bedroom (or an unnamed room), a seat anywhere else."""
+    occupied = bool(obs.data["occupied"])
+    if role in ("bedroom", "other"):
+        return HomeEvent(obs.ts, obs.device_id, "bed", room, False, "occupied" if occupied else "empty")
+    return HomeEvent(obs.ts, obs.device_id, "item", room, False, "on" if occupied else "off")
 
 
 # Hour-of-week activity per resident, computed in the database: how often each hour of the week had
