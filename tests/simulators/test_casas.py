@@ -106,3 +106,28 @@ def test_bad_sensor_maps(tmp_path: Path, content: str) -> None:
 def test_read_log_missing_file(tmp_path: Path) -> None:
     with pytest.raises(LogFormatError):
         read_log(tmp_path / "missing.txt")
+
+
+def test_provisioning_rows_become_sensor_specs(tmp_path: Path) -> None:
+    from simulators.casas import load_absences, load_rooms_csv, spec_from_provisioning
+
+    assert spec_from_provisioning("entrance", "door") == SensorSpec("door", "entrance", True)
+    assert spec_from_provisioning("Front door", "motion") == SensorSpec("motion", "Front door", True)
+    assert spec_from_provisioning("bedroom", "item") == SensorSpec("bed", "bedroom", False)
+    assert spec_from_provisioning("living_room", "item") == SensorSpec("item", "living_room", False)
+    assert spec_from_provisioning("kitchen", "door") == SensorSpec("door", "kitchen", False)
+    with pytest.raises(LogFormatError, match="unknown sensor kind"):
+        spec_from_provisioning("kitchen", "laser")
+
+    rooms = tmp_path / "rooms.csv"
+    rooms.write_text("sensor,room,kind,note\nA,kitchen,motion,x\nB,hall,door,\n")
+    assert load_rooms_csv(rooms) == {"A": SensorSpec("motion", "kitchen", False),
+                                     "B": SensorSpec("door", "hall", False)}
+    rooms.write_text("sensor,room,kind\nA,kitchen,\n")
+    with pytest.raises(LogFormatError, match=":2: needs sensor, room and kind"):
+        load_rooms_csv(rooms)
+
+    absences = tmp_path / "absences.csv"
+    absences.write_text("start,end,duration_min,label\n2024-03-04 10:00:00,2024-03-04 12:00:00,120,Leaving\n")
+    assert load_absences(absences) == [(datetime(2024, 3, 4, 10), datetime(2024, 3, 4, 12))]
+    assert load_absences(tmp_path / "missing.csv") == []

@@ -138,3 +138,69 @@ def test_log_truncated_at_midday_raises_inactivity_within_three_hours() -> None:
     inactivity = [a for a in alerts if a.type == "inactivity"]
     assert len(inactivity) == 1
     assert timedelta(0) < inactivity[0].ts - cut <= timedelta(hours=3)
+
+
+def write_home_folder(folder: Path, lines: list[str], absences: list[str] | None = None) -> Path:
+    """A tiny synthetic homes/ folder: gzip events, rooms.csv and absences.csv."""
+    import gzip
+
+    folder.mkdir()
+    with gzip.open(folder / "events.txt.gz", "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    (folder / "rooms.csv").write_text(
+        "sensor,room,kind,note\n"
+        "Hall_PIR,living_room,motion,\n"
+        "Kitchen_PIR,kitchen,motion,\n"
+        "Sofa,living_room,item,pressure\n"
+        "Bed,bedroom,item,pressure\n"
+        "Maindoor,entrance,door,\n"
+    )
+    (folder / "absences.csv").write_text("start,end,duration_min,label\n" + "\n".join(absences or []) + "\n")
+    return folder
+
+
+def home_day(day: str) -> list[str]:
+    """Up at 08:00, busy until 10:00, on the sofa 10:00-14:00 (no other events), busy, to bed at 22:30."""
+    lines = [f"{day} 07:59:00\tBed\tOFF"]
+    for i in range(0, 120, 2):
+        sensor = "Hall_PIR" if i % 4 else "Kitchen_PIR"
+        lines.append(f"{day} {8 + i // 60:02d}:{i % 60:02d}:10\t{sensor}\tON")
+    lines += [f"{day} 10:00:00\tSofa\tON", f"{day} 14:00:00\tSofa\tOFF"]
+    for i in range(0, 480, 3):
+        sensor = "Hall_PIR" if i % 6 else "Kitchen_PIR"
+        lines.append(f"{day} {14 + i // 60:02d}:{i % 60:02d}:20\t{sensor}\tON")
+    lines.append(f"{day} 22:30:00\tBed\tON")
+    return lines
+
+
+def test_replay_reads_a_homes_folder_with_its_provisioning(tmp_path: Path) -> None:
+    lines = home_day("2024-03-04") + home_day("2024-03-05")
+    folder = write_home_folder(tmp_path / "home", lines)
+    status, alerts, err = run(["casas", str(folder), "--until", "2024-03-05T23:00:00", "--summary"])
+    assert status == 0
+    assert f"read {len(lines)} events" in err
+    # Four hours on the sofa and the nights in bed are presence, not silence: nothing is raised.
+    assert alerts == []
+    # Provisioning matters: without rooms.csv the sofa would be a plain motion sensor, and the
+    # same day raises inactivity while the resident watches television.
+    plain = tmp_path / "plain.txt"
+    plain.write_text("\n".join(lines) + "\n")
+    _, plain_alerts, _ = run(["casas", str(plain), "--until", "2024-03-05T23:00:00"])
+    assert "inactivity" in [a["type"] for a in plain_alerts]
+
+
+def test_replay_of_a_homes_folder_alerts_when_the_day_stops(tmp_path: Path) -> None:
+    lines = home_day("2024-03-04")[:40]  # the morning stops at about 09:17
+    folder = write_home_folder(tmp_path / "home", lines)
+    _, alerts, _ = run(["casas", str(folder), "--until", "2024-03-04T14:00:00"])
+    assert [a["type"] for a in alerts] == ["inactivity"]
+    fired = datetime.fromisoformat(str(alerts[0]["ts"]))
+    assert fired - datetime.fromisoformat(lines[-1].split("\t")[0]) <= timedelta(hours=3)
+
+
+def test_replay_of_a_homes_folder_without_rooms_csv_is_a_clear_error(tmp_path: Path) -> None:
+    folder = write_home_folder(tmp_path / "home", home_day("2024-03-04"))
+    (folder / "rooms.csv").unlink()
+    status, _, err = run(["casas", str(folder)])
+    assert status == 2
+    assert "rooms.csv" in err
