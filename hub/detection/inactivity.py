@@ -316,6 +316,7 @@ class SilenceDetector:
         # Homes with motion sensors report every few minutes; door/item-only homes get sparse bounds.
         self.motion_seen = False
         self.went_to_bed = False
+        self.left_bed: datetime | None = None  # when the bed last went from occupied to empty
         self._rate = _rates(default_prior(cfg, sleep_start, sleep_end))
         self._prior_rate = self._rate
         self.learned = False
@@ -325,6 +326,15 @@ class SilenceDetector:
         self._rate = _rates(probs)
         self._prior_rate = _rates(prior)
         self.learned = learned
+
+    def _got_up_tonight(self, now: datetime) -> bool:
+        """True when the bed reports empty after being left inside the last sleep window."""
+        if self.bed_occupied is not False or self.left_bed is None:
+            return False
+        left = local_clock(self.left_bed, self.timezone)
+        return now - self.left_bed <= timedelta(hours=12) and in_daily_window(
+            left.time(), self.sleep_start, self.sleep_end
+        )
 
     def held_outside(self, is_room: Callable[[str], bool]) -> bool:
         """True when a held item (a seat mat, say) lies in a room for which ``is_room`` is false."""
@@ -340,7 +350,10 @@ class SilenceDetector:
         if ev.kind == "motion":
             self.motion_seen = True
         if ev.kind == "bed":
-            self.bed_occupied = ev.state == "occupied"
+            occupied = ev.state == "occupied"
+            if self.bed_occupied is True and not occupied:
+                self.left_bed = ev.ts
+            self.bed_occupied = occupied
         elif ev.kind == "item" and room_role(ev.room) in SEATING_ROLES:
             if ev.state in ("on", "occupied"):
                 self.held[ev.sensor] = ev.room
@@ -388,8 +401,8 @@ class SilenceDetector:
                     # Night hours can only be as eager as the defaults, whatever was learned.
                     rate = min(rate, self._prior_rate[how])
                 surprise += hours * rate
-                # A bed sensor that says "empty" at night makes silence as worrying as in daytime.
-                asleep = in_window and self.bed_occupied is None
+                # Out of bed in the night (up from it, not yet gone to it) is as worrying as daytime.
+                asleep = in_window and not self._got_up_tonight(now)
                 limit = self.cfg.max_silence_sleep_min if asleep else awake_max
                 budget += hours * 60.0 / limit
             t = nxt
@@ -435,6 +448,7 @@ class SilenceDetector:
             "held": dict(sorted(self.held.items())),
             "motion_seen": self.motion_seen,
             "went_to_bed": self.went_to_bed,
+            "left_bed": iso_or_none(self.left_bed),
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -449,3 +463,4 @@ class SilenceDetector:
         self.held = {str(k): str(v) for k, v in dict(data.get("held", {})).items()}
         self.motion_seen = bool(data.get("motion_seen", False))
         self.went_to_bed = bool(data.get("went_to_bed", False))
+        self.left_bed = parse_iso_or_none(data.get("left_bed"))

@@ -87,7 +87,7 @@ def test_main_prints_a_table_for_every_home(tmp_path: Path) -> None:
             lines = [f"{e.ts:%Y-%m-%d %H:%M:%S.%f}\t{e.sensor}\tON" for e in busy_day(datetime(2016, 7, 12))]
             (tmp_path / rel).write_text("\n".join(lines) + "\n")
         else:
-            write_home(tmp_path / rel, 2, with_motion=name != "kasteren_a")
+            write_home(tmp_path / rel, 1, with_motion=name != "kasteren_a")
     out, err = io.StringIO(), io.StringIO()
     assert main(["--data", str(tmp_path)], out, err) == 0
     text = out.getvalue()

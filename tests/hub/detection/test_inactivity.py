@@ -111,6 +111,14 @@ def test_night_silence_uses_sleep_bounds() -> None:
     assert alert.details["reason"] == "max_silence"
 
 
+def test_up_late_before_using_the_bed_is_judged_like_a_night_without_a_bed_sensor() -> None:
+    clock = FakeClock(HomeMonitor(ResidentConfig()), at("21:00"))
+    clock.feed(HomeEvent(at("21:00"), "Bed", "bed", "Bedroom", False, "vacant"))  # the mat's heartbeat
+    busy(clock, at("21:30"), 60)  # a late evening in the living room, to 22:29
+    clock.run_until(at("06:00", day=1))
+    assert clock.of_type("inactivity") == []
+
+
 def test_empty_bed_at_night_is_treated_like_daytime() -> None:
     clock = FakeClock(HomeMonitor(ResidentConfig()), at("22:30"))
     clock.feed(HomeEvent(at("22:30"), "Bed", "bed", "Bedroom", False, "occupied"))
