@@ -309,8 +309,12 @@ def _score(verdicts: Sequence[Verdict]) -> tuple[float, ...]:
 def choose(
     grid: Sequence[Candidate], train: Sequence[str], results: dict[tuple[str, Candidate], Verdict]
 ) -> Candidate:
-    """The candidate that does best on the training homes (the first on ties)."""
-    return min(grid, key=lambda c: _score([results[(h, c)] for h in train]))
+    """The candidate that does best on the training homes; on ties the least eager one.
+
+    Least eager: the lowest cold-start activity, then the longest bounds (fewer alarms for the
+    same measured detection).
+    """
+    return min(grid, key=lambda c: (_score([results[(h, c)] for h in train]), c[0], *(-x for x in c[1:])))
 
 
 def table(logs: Sequence[HomeLog], out: TextIO, grid: bool = False) -> None:
