@@ -381,6 +381,7 @@ class SilenceDetector:
         surprise = 0.0
         budget = 0.0
         awake_max = self.cfg.sparse_max_silence_awake_min if self.sparse else self.cfg.max_silence_awake_min
+        got_up = self._got_up_tonight(now)
         while t < end:
             nxt = min(end, t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
             hours = (nxt - t).total_seconds() / 3600.0
@@ -402,7 +403,7 @@ class SilenceDetector:
                     rate = min(rate, self._prior_rate[how])
                 surprise += hours * rate
                 # Out of bed in the night (up from it, not yet gone to it) is as worrying as daytime.
-                asleep = in_window and not self._got_up_tonight(now)
+                asleep = in_window and not got_up
                 limit = self.cfg.max_silence_sleep_min if asleep else awake_max
                 budget += hours * 60.0 / limit
             t = nxt
