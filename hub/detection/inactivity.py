@@ -338,6 +338,8 @@ class SilenceDetector:
 
     def held_outside(self, is_room: Callable[[str], bool]) -> bool:
         """True when a held item (a seat mat, say) lies in a room for which ``is_room`` is false."""
+        if not self.held:  # the usual case, on every tick of every resident
+            return False
         return any(not is_room(room) for room in self.held.values())
 
     @property
