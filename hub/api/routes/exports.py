@@ -10,18 +10,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from hub.api.deps import ConnDep, CurrentUser, require_roles
+from hub.api.deps import KNOWN_QUERY, ConnDep, CurrentUser, require_roles
 from hub.api.routes.audit import record
 from hub.api.schemas import bad_request, fetch_all
 from hub.users import User, scope_filter
 
-router = APIRouter(prefix="/api/exports", tags=["exports"])
+# A misspelt or unsupported parameter (`end` for `to`) would otherwise export a different period than asked for.
+router = APIRouter(prefix="/api/exports", tags=["exports"], dependencies=[KNOWN_QUERY])
 EXPORTERS = require_roles("admin", "operator", "community_worker")
 MAX_ROWS = 50_000
 MAX_DAYS = 366
 
 From = Annotated[date | None, Query(alias="from", description="first day (default: 30 days ago)")]
-To = Annotated[date | None, Query(description="last day, inclusive (default: today)")]
+To = Annotated[date | None, Query(alias="to", description="last day, inclusive (default: today)")]
 
 
 def _cell(value: Any) -> Any:
