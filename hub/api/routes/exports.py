@@ -64,9 +64,10 @@ def _range(start: date | None, end: date | None) -> tuple[datetime, datetime]:
 async def _export(conn: ConnDep, user: User, kind: str, sql: str, params: dict[str, Any],
                   columns: list[str], span: tuple[datetime, datetime]) -> Response:
     rows = await fetch_all(conn, sql, {**params, "start": span[0], "end": span[1], "max": MAX_ROWS})
+    first, last = span[0].date(), span[1].date() - timedelta(days=1)  # `to` is inclusive; the query's end is not
     await record(conn, user, f"export.{kind}", f"export:{kind}",
-                 {"rows": len(rows), "from": span[0].date().isoformat(), "to": span[1].date().isoformat()})
-    return _csv(rows, columns, f"{kind}-{span[0].date()}-{span[1].date()}.csv")
+                 {"rows": len(rows), "from": first.isoformat(), "to": last.isoformat()})
+    return _csv(rows, columns, f"{kind}-{first}-{last}.csv")
 
 
 @router.get("/alerts.csv", dependencies=[EXPORTERS], summary="Alerts in your scope as CSV (audited)",

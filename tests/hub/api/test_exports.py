@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from hub.settings import Settings
@@ -26,8 +27,7 @@ async def test_to_bounds_the_export_and_unknown_parameters_are_refused(running_h
             res = await http.get(f"/api/exports/{kind}.csv", headers=auth,
                                  params={"from": (today - timedelta(days=10)).isoformat(), "to": last.isoformat()})
             assert res.status_code == 200, res.text
-            assert f'{kind}-{today - timedelta(days=10)}-{last + timedelta(days=1)}.csv' in \
-                res.headers["content-disposition"]
+            assert f'filename="{kind}-{today - timedelta(days=10)}-{last}.csv"' in res.headers["content-disposition"]
             bad = await http.get(f"/api/exports/{kind}.csv", headers=auth,
                                  params={"from": today.isoformat(), "to": (today - timedelta(days=1)).isoformat()})
             assert bad.status_code == 400 and "'from' is after 'to'" in bad.text
@@ -38,3 +38,7 @@ async def test_to_bounds_the_export_and_unknown_parameters_are_refused(running_h
                 problem = res.json()["detail"][0]
                 assert problem["loc"] == ["query", next(iter(unknown))]
                 assert "from, to" in problem["msg"]
+    async with await psycopg.AsyncConnection.connect(settings.db_url) as conn:
+        audited = await (await conn.execute("SELECT details FROM audit_log WHERE action = 'export.alerts'")).fetchall()
+    assert audited == [({"rows": 0, "from": (today - timedelta(days=10)).isoformat(),
+                         "to": (today - timedelta(days=3)).isoformat()},)]
