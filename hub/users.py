@@ -136,10 +136,7 @@ def below(path: str) -> str:
 
 
 def account_scope(user: User, alias: str = "u") -> tuple[str, dict[str, Any]]:
-    """A WHERE fragment limiting accounts to those a (scoped) admin or operator may see and manage.
-
-    Accounts scoped inside the user's region, and family members of residents living there.
-    """
+    """A WHERE fragment for the accounts an admin or operator may see: scoped inside their region, or family there."""
     if user.is_platform_wide:
         return "TRUE", {}
     where, params = scope_filter(user, f"{alias}.scope_path", "NULL")
