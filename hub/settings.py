@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         description="Largest request body the API accepts, in bytes; larger ones get 413 before they are read "
         "(a declared Content-Length) or as soon as they pass the limit (chunked).",
     )
+    api_max_upload_bytes: int = Field(
+        200 << 20,
+        ge=1024,
+        le=2 << 30,
+        description="Largest multipart/form-data upload (e.g. a roster file) the API accepts, in bytes; uploads are "
+        "spooled to disk as they arrive, other bodies are held in memory and use ELDERCARE_API_MAX_BODY_BYTES.",
+    )
     api_trusted_proxies: str = Field(
         "",
         description="Comma-separated addresses or networks (10.0.0.5, 10.1.0.0/16) of reverse proxies whose "

@@ -86,7 +86,8 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.login_throttle = LoginThrottle()
     settings = getattr(hub, "settings", None)  # None when only the routes are inspected
     # Added first, so it runs inside SecurityHeaders and its 413 answers carry the headers too.
-    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes if settings else DEFAULT_MAX_BODY)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes if settings else DEFAULT_MAX_BODY,
+                       max_upload_bytes=settings.api_max_upload_bytes if settings else DEFAULT_MAX_BODY)
     app.add_middleware(SecurityHeaders, https=bool(settings and settings.api_https))
     if settings is not None and settings.cors_origin_list:
         # Bearer tokens, not cookies: no credentials mode, and only the listed origins.

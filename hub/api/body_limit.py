@@ -16,24 +16,32 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimit:
-    """Refuses a declared Content-Length over `max_bytes` at once, and counts the bytes of chunked bodies."""
+    """Refuses a declared Content-Length over the limit at once, and counts the bytes of chunked bodies.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    Uploads (multipart/form-data) have a limit of their own: the server spools their files to disk as they
+    arrive, while JSON and form bodies are held and parsed in memory.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass a request through, or answer 413 without reading its body."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        upload = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        limit = self.max_upload_bytes if upload else self.max_bytes
+        declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 await _refuse(send, 400, "Content-Length is not a number")
                 return
-            if int(declared) > self.max_bytes:
-                await _refuse(send, 413, f"request body larger than {self.max_bytes} bytes")
+            if int(declared) > limit:
+                await _refuse(send, 413, f"request body larger than {limit} bytes")
                 return
         seen = 0
 
@@ -42,9 +50,9 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     # An HTTPException: FastAPI re-raises it from body parsing and answers 413.
-                    raise BodyTooLarge(self.max_bytes)
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, counted, send)

@@ -12,12 +12,14 @@ from hub.settings import Settings, load_settings
 
 pytestmark = pytest.mark.anyio
 LIMIT = 4096
+UPLOAD_LIMIT = 16384
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The shared test settings with a small body limit."""
-    return load_settings(**{**settings.model_dump(exclude_unset=True), "api_max_body_bytes": LIMIT})
+    return load_settings(**{**settings.model_dump(exclude_unset=True), "api_max_body_bytes": LIMIT,
+                             "api_max_upload_bytes": UPLOAD_LIMIT})
 
 
 async def _exchange(port: int, head: bytes, chunks: list[bytes]) -> bytes:
@@ -62,3 +64,17 @@ async def test_bodies_within_the_limit_work_and_larger_ones_get_413(running_hub:
         res = await http.post("/api/regions", json={"path": "x" * 5000, "level": "city", "name": "n"},
                               headers={"Authorization": f"Bearer {res.json()['access_token']}"})
         assert res.status_code == 413
+
+
+async def test_uploads_have_their_own_larger_limit(running_hub: Any, world: Any, settings: Settings) -> None:
+    await world.user("uploader", "operator")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}") as http:
+        # multipart/form-data over the body limit but under the upload limit reaches the route.
+        fields = {"username": "uploader", "password": "uploader-pw", "client_id": "x" * (LIMIT * 2)}
+        res = await http.post("/api/auth/token", files={k: (None, v) for k, v in fields.items()})
+        assert res.status_code == 200, res.text
+    head = (b"POST /api/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: %d\r\n\r\n" % (UPLOAD_LIMIT + 1))
+    answer = await _exchange(settings.api_port, head, [])
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"larger than 16384 bytes" in answer
