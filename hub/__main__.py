@@ -1,4 +1,4 @@
-"""Command line: `python -m hub run | worker | escalation | config | migrate`."""
+"""Command line: `python -m hub run | worker | escalation | config | migrate | users`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("escalation", help="run the escalation engine in its own process (ELDERCARE_DB_URL required)")
     sub.add_parser("config", help="print the effective configuration, secrets masked")
     sub.add_parser("migrate", help="apply database migrations to ELDERCARE_DB_URL")
+    from hub import admin_cli
+
+    admin_cli.add_parser(sub)
     args = parser.parse_args(argv)
 
     from hub import logs
@@ -30,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             print(json.dumps(settings.masked(), indent=2, ensure_ascii=False))
             return 0
+        if args.command == "users":
+            return admin_cli.run(args, settings)
         logs.setup(settings.log_level)
         if args.command == "migrate":
             if settings.db_url is None:

@@ -28,7 +28,6 @@ from hub.ingest.mqtt_source import MqttSource
 from hub.ingest.partition import Partition
 from hub.ingest.pipeline import Pipeline
 from hub.ingest.writer import Committed, Writer
-from hub.ratelimit import SlidingWindow
 from hub.settings import Settings
 from hub.shutdown import raise_if_cancelled, unless_stopped
 from hub.storage import capabilities, retention
@@ -46,7 +45,6 @@ class Hub:
     db_url: str
     mqtt_url: str
     health: Health = field(default_factory=Health)
-    login_limiter: SlidingWindow = field(default_factory=lambda: SlidingWindow(10, 60.0))
     pool: AsyncConnectionPool[Any] = field(init=False)
     bindings: Bindings = field(init=False)
     writer: Writer = field(init=False)
@@ -174,8 +172,12 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
     with_api = with_api and hub.primary
     if with_api:
         ensure_port_free(settings.api_port, "API", "ELDERCARE_API_PORT")
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise, so any local process could claim
+        # any client address: only the proxies named in ELDERCARE_API_TRUSTED_PROXIES are believed.
+        proxies = settings.trusted_proxy_list
         config = uvicorn.Config(create_app(hub), host=settings.api_host, port=settings.api_port,
-                                log_config=None, lifespan="off", access_log=False)
+                                log_config=None, lifespan="off", access_log=False,
+                                proxy_headers=bool(proxies), forwarded_allow_ips=proxies)
         server = uvicorn.Server(config)
         # We own SIGINT/SIGTERM: uvicorn must neither take them over nor re-raise them on exit.
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -59,6 +60,25 @@ class Settings(BaseSettings):
         description="Comma-separated origins (https://host[:port]) whose web pages may call the API from the "
         "browser. Empty: no CORS headers, only the hub's own console.",
     )
+    api_max_body_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        le=64 << 20,
+        description="Largest request body the API accepts, in bytes; larger ones get 413 before they are read "
+        "(a declared Content-Length) or as soon as they pass the limit (chunked).",
+    )
+    api_max_upload_bytes: int = Field(
+        200 << 20,
+        ge=1024,
+        le=2 << 30,
+        description="Largest multipart/form-data upload (e.g. a roster file) the API accepts, in bytes; uploads are "
+        "spooled to disk as they arrive, other bodies are held in memory and use ELDERCARE_API_MAX_BODY_BYTES.",
+    )
+    api_trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or networks (10.0.0.5, 10.1.0.0/16) of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto the API believes. Empty: none, every client is its socket address.",
+    )
     mqtt_client_id: str = Field(
         "eldercare-hub", description="Fixed MQTT client id of the ingestion session (persistent session)."
     )
@@ -109,7 +129,11 @@ class Settings(BaseSettings):
         300.0, gt=0, description="A device timestamp further than this in the future is rejected."
     )
     token_ttl_minutes: int = Field(480, ge=1, le=10080, description="Lifetime of an API login token.")
-    demo: bool = Field(False, description="Demo mode: seed demo households and the demo/demo operator.")
+    demo: bool = Field(
+        False,
+        description="Demo mode: seed demo households and the demo accounts demo/demo (operator), worker1/worker1 "
+        "and worker2/worker2 (community workers). Outside demo mode those accounts cannot log in.",
+    )
     demo_households: int = Field(5, ge=1, le=10000, description="Households in the demo fleet.")
     retention_days_telemetry: int = Field(90, ge=1, description="Days of telemetry and events kept.")
     retention_hours_imu: int = Field(24, ge=1, description="Hours of raw IMU samples kept.")
@@ -171,6 +195,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin like https://console.example.org")
         return value
 
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                # A host name or `*` would make every client able to claim any address.
+                raise ValueError(f"{entry!r} is not an IP address or network like 10.0.0.5 or 10.1.0.0/16") from None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -193,6 +228,11 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         """The allowed browser origins, without trailing slashes."""
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The proxies whose forwarded headers are believed."""
+        return [e.strip() for e in self.api_trusted_proxies.split(",") if e.strip()]
 
     @property
     def tls_dir(self) -> Path:

@@ -15,6 +15,8 @@ from psycopg import AsyncConnection
 from hub.errors import EldercareError
 
 ROLES = ("admin", "operator", "community_worker", "family")
+DEMO_ACCOUNTS = {"demo": "demo", "worker1": "worker1", "worker2": "worker2"}
+"""Accounts `python -m hub run --demo` seeds (simulators/demo.py), with their well-known passwords."""
 _hasher = PasswordHasher()
 # Verifying against this keeps a login for an unknown user as slow as one for a known user.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
@@ -118,5 +120,26 @@ def scope_filter(user: User, region_col: str, resident_col: str) -> tuple[str, d
         return "FALSE", {}
     return (
         f"({region_col} = %(scope_path)s OR {region_col} LIKE %(scope_like)s)",
-        {"scope_path": user.scope_path, "scope_like": user.scope_path.replace("%", r"\%") + "/%"},
+        {"scope_path": user.scope_path, "scope_like": below(user.scope_path)},
     )
+
+
+def like_literal(text: str) -> str:
+    """`text` escaped for LIKE: its `_`, `%` and `\\` match only themselves."""
+    return text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+
+
+def below(path: str) -> str:
+    """A LIKE pattern for the regions strictly below `path`."""
+    # Unescaped, `sz/sec_t` would also match `sz/secxt/...`: `_` is LIKE's any-one-character wildcard.
+    return like_literal(path) + "/%"
+
+
+def account_scope(user: User, alias: str = "u") -> tuple[str, dict[str, Any]]:
+    """A WHERE fragment for the accounts an admin or operator may see: scoped inside their region, or family there."""
+    if user.is_platform_wide:
+        return "TRUE", {}
+    where, params = scope_filter(user, f"{alias}.scope_path", "NULL")
+    family, family_params = scope_filter(user, "h.region_path", "NULL")
+    return (f"({where} OR {alias}.resident_id IN (SELECT r.id FROM residents r"  # noqa: S608 - fragments
+            f" JOIN households h ON h.id = r.household_id WHERE {family}))", {**params, **family_params})

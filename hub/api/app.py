@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.types import ASGIApp
 
+from hub.api.body_limit import BodyLimit
 from hub.api.routes import (
     alerts,
     audit,
@@ -35,19 +36,23 @@ from hub.api.routes import (
     users,
     visits,
 )
+from hub.ratelimit import LoginThrottle
 
 if TYPE_CHECKING:
     from hub.service import Hub
 
 log = logging.getLogger(__name__)
+DEFAULT_MAX_BODY = 1 << 20
 STATIC = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
+    # Scripts only from the hub's own files: the console has no inline script, so an injected one never runs.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+    "script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; connect-src 'self'; "
+    "frame-ancestors 'none'",
 }
 
 
@@ -78,7 +83,11 @@ def create_app(hub: Hub) -> FastAPI:
         description="SOS wristbands, home sensors and escalation for city elder-care platforms.",
     )
     app.state.hub = hub
+    app.state.login_throttle = LoginThrottle()
     settings = getattr(hub, "settings", None)  # None when only the routes are inspected
+    # Added first, so it runs inside SecurityHeaders and its 413 answers carry the headers too.
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes if settings else DEFAULT_MAX_BODY,
+                       max_upload_bytes=settings.api_max_upload_bytes if settings else DEFAULT_MAX_BODY)
     app.add_middleware(SecurityHeaders, https=bool(settings and settings.api_https))
     if settings is not None and settings.cors_origin_list:
         # Bearer tokens, not cookies: no credentials mode, and only the listed origins.

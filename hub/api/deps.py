@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 from psycopg import AsyncConnection
 
@@ -60,3 +62,27 @@ def require_roles(*roles: str) -> Any:
         return user
 
     return Depends(check)
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def _known_query(request: Request) -> None:
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        expected = ", ".join(sorted(known)) or "none"
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [
+            {"loc": ["query", name], "msg": f"unknown query parameter; this route takes: {expected}"}
+            for name in unknown])
+
+
+KNOWN_QUERY = Depends(_known_query)
+"""Refuses query parameters the route does not declare (422), where a silently ignored one would mislead."""

@@ -10,9 +10,9 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
-from hub.api.deps import ConnDep, require_roles
+from hub.api.deps import ConnDep, CurrentUser, require_roles
 from hub.api.schemas import Limit, Offset, Page, fetch_all, page
-from hub.users import User
+from hub.users import User, account_scope
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 
@@ -36,18 +36,21 @@ async def record(conn: AsyncConnection[Any], user: User, action: str, target: st
                        (user.id, action, target, Jsonb(details or {})))
 
 
-@router.get("", response_model=Page[AuditEntry], summary="The audit log, newest first (admins)",
+@router.get("", response_model=Page[AuditEntry], summary="The audit log in your scope, newest first (admins)",
             dependencies=[require_roles("admin")])
 async def list_audit(
     conn: ConnDep,
+    user: CurrentUser,
     limit: Limit = 50,
     offset: Offset = 0,
     action: Annotated[str | None, Query(max_length=60, description="e.g. alert.ack, export.alerts")] = None,
     user_id: Annotated[int | None, Query(ge=1)] = None,
 ) -> Page[AuditEntry]:
-    """Filter by action or user."""
-    clauses: list[str] = ["TRUE"]
-    params: dict[str, Any] = {"limit": limit + 1, "offset": offset}
+    """Filter by action or user. A scoped admin sees what the accounts in their scope did (their own included)."""
+    where, scope_params = account_scope(user)
+    # Actions by accounts outside the scope, and by no account at all, stay hidden from a scoped admin.
+    clauses: list[str] = [where if user.is_platform_wide else f"(a.user_id = %(me)s OR {where})"]
+    params: dict[str, Any] = {**scope_params, "me": user.id, "limit": limit + 1, "offset": offset}
     if action is not None:
         clauses.append("a.action = %(action)s")
         params["action"] = action

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 from datetime import timedelta
 from typing import Annotated
 
@@ -10,12 +12,12 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from hub.api.deps import ConnDep, CurrentUser, HubDep, oauth2
-from hub.ratelimit import SlidingWindow
-from hub.users import AuthError, login, logout
+from hub.ratelimit import LoginThrottle
+from hub.users import DEMO_ACCOUNTS, AuthError, login, logout
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
-# Per client address, on top of the per-username limit: stops one host spraying many usernames.
-IP_LOGINS_PER_MINUTE = 60
+# Longer usernames cannot exist (see UserIn); counting only this much keeps a sprayer's keys small.
+_USERNAME_KEY = 60
 
 
 class Token(BaseModel):
@@ -40,19 +42,31 @@ class Me(BaseModel):
 @router.post("/token", response_model=Token, summary="Log in with username and password (form fields)")
 async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], conn: ConnDep, hub: HubDep,
                 request: Request) -> Token:
-    """Issue a bearer token; wrong credentials get 401 without saying which part was wrong."""
-    if not hasattr(request.app.state, "ip_login_limiter"):
-        request.app.state.ip_login_limiter = SlidingWindow(IP_LOGINS_PER_MINUTE, 60.0)
-    client = request.client.host if request.client else "unknown"
-    if not request.app.state.ip_login_limiter.allow(client) or not hub.login_limiter.allow(form.username):
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many login attempts; wait a minute")
+    """Issue a bearer token; wrong credentials get 401 without saying which part was wrong.
+
+    Repeated failures from one address make that address wait before trying the same user again (429 with
+    Retry-After); the user can still log in from anywhere else, only a little slower while under attack.
+    """
+    throttle: LoginThrottle = request.app.state.login_throttle
+    who = form.username[:_USERNAME_KEY]
+    # The socket's peer, or the client a trusted proxy names (ELDERCARE_API_TRUSTED_PROXIES; see service.py).
+    address = request.client.host if request.client else "unknown"
+    wait = throttle.retry_after(who, address)
+    if wait is not None:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins from here; wait and retry",
+                            headers={"Retry-After": str(math.ceil(wait))})
+    await asyncio.sleep(throttle.slowdown(who))
     ttl = timedelta(minutes=hub.settings.token_ttl_minutes)
     try:
+        if not hub.settings.demo and DEMO_ACCOUNTS.get(form.username) == form.password:
+            # Well-known demo passwords left in a database must not open a hub that runs for real.
+            raise AuthError("incorrect username or password")
         value, _ = await login(conn, form.username, form.password, ttl)
     except AuthError as err:
+        throttle.failed(who, address)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(err),
                             headers={"WWW-Authenticate": "Bearer"}) from None
-    hub.login_limiter.reset(form.username)
+    throttle.succeeded(who, address)
     return Token(access_token=value, expires_in=int(ttl.total_seconds()))
 
 

@@ -10,18 +10,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from hub.api.deps import ConnDep, CurrentUser, require_roles
+from hub.api.deps import KNOWN_QUERY, ConnDep, CurrentUser, require_roles
 from hub.api.routes.audit import record
 from hub.api.schemas import bad_request, fetch_all
 from hub.users import User, scope_filter
 
-router = APIRouter(prefix="/api/exports", tags=["exports"])
+# A misspelt or unsupported parameter (`end` for `to`) would otherwise export a different period than asked for.
+router = APIRouter(prefix="/api/exports", tags=["exports"], dependencies=[KNOWN_QUERY])
 EXPORTERS = require_roles("admin", "operator", "community_worker")
 MAX_ROWS = 50_000
 MAX_DAYS = 366
 
 From = Annotated[date | None, Query(alias="from", description="first day (default: 30 days ago)")]
-To = Annotated[date | None, Query(description="last day, inclusive (default: today)")]
+To = Annotated[date | None, Query(alias="to", description="last day, inclusive (default: today)")]
 
 
 def _cell(value: Any) -> Any:
@@ -63,9 +64,10 @@ def _range(start: date | None, end: date | None) -> tuple[datetime, datetime]:
 async def _export(conn: ConnDep, user: User, kind: str, sql: str, params: dict[str, Any],
                   columns: list[str], span: tuple[datetime, datetime]) -> Response:
     rows = await fetch_all(conn, sql, {**params, "start": span[0], "end": span[1], "max": MAX_ROWS})
+    first, last = span[0].date(), span[1].date() - timedelta(days=1)  # `to` is inclusive; the query's end is not
     await record(conn, user, f"export.{kind}", f"export:{kind}",
-                 {"rows": len(rows), "from": span[0].date().isoformat(), "to": span[1].date().isoformat()})
-    return _csv(rows, columns, f"{kind}-{span[0].date()}-{span[1].date()}.csv")
+                 {"rows": len(rows), "from": first.isoformat(), "to": last.isoformat()})
+    return _csv(rows, columns, f"{kind}-{first}-{last}.csv")
 
 
 @router.get("/alerts.csv", dependencies=[EXPORTERS], summary="Alerts in your scope as CSV (audited)",

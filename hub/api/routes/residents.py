@@ -24,7 +24,7 @@ from hub.api.schemas import (
     not_found,
     page,
 )
-from hub.users import User, scope_filter
+from hub.users import User, below, like_literal, scope_filter
 
 router = APIRouter(tags=["residents"])
 
@@ -195,7 +195,7 @@ async def _check_worker(conn: AsyncConnection[Any], worker_id: int | None, regio
     if worker_id is None:
         return
     row = await fetch_one(conn, "SELECT 1 AS ok FROM users WHERE id = %(id)s AND role = 'community_worker'"
-                          " AND (%(p)s = scope_path OR %(p)s LIKE scope_path || '/%%')",
+                          " AND (%(p)s = scope_path OR starts_with(%(p)s, scope_path || '/'))",
                           {"id": worker_id, "p": region_path})
     if row is None:
         raise bad_request(f"user {worker_id} is not a community worker covering {region_path}")
@@ -228,7 +228,7 @@ async def list_households(conn: ConnDep, user: CurrentUser, limit: Limit = 50, o
     clauses = [where]
     if region_path is not None:
         clauses.append("(h.region_path = %(rp)s OR h.region_path LIKE %(rp_like)s)")
-        params |= {"rp": region_path, "rp_like": region_path.replace("%", r"\%") + "/%"}
+        params |= {"rp": region_path, "rp_like": below(region_path)}
     rows = await fetch_all(conn, "SELECT id, region_path, address, lat, lon FROM households h"  # noqa: S608
                            f" WHERE {' AND '.join(clauses)} ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",
                            {**params, "limit": limit + 1, "offset": offset})
@@ -300,13 +300,13 @@ async def list_residents(
     clauses = [where]
     if region_path is not None:
         clauses.append("(h.region_path = %(rp)s OR h.region_path LIKE %(rp_like)s)")
-        params |= {"rp": region_path, "rp_like": region_path.replace("%", r"\%") + "/%"}
+        params |= {"rp": region_path, "rp_like": below(region_path)}
     if risk_flag is not None:
         clauses.append("%(flag)s = ANY(r.risk_flags)")
         params["flag"] = risk_flag
     if q:
         clauses.append("(r.id ILIKE %(q)s OR r.name ILIKE %(q)s)")
-        params["q"] = "%" + q.replace("%", r"\%") + "%"
+        params["q"] = "%" + like_literal(q) + "%"
     rows = await fetch_all(conn, f"SELECT {_RESIDENT_COLS} FROM residents r"  # noqa: S608
                            f" JOIN households h ON h.id = r.household_id WHERE {' AND '.join(clauses)}"
                            " ORDER BY r.id LIMIT %(limit)s OFFSET %(offset)s",

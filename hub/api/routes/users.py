@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 
 from hub.api.deps import ConnDep, CurrentUser, require_roles
 from hub.api.routes.audit import record
+from hub.api.routes.regions import region_in_scope
 from hub.api.schemas import Body, Limit, Offset, Page, bad_request, conflict, fetch_all, fetch_one, not_found, page
-from hub.users import User, hash_password, scope_filter
+from hub.users import User, account_scope, hash_password, scope_filter
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 ADMINS = require_roles("admin")
@@ -71,10 +72,12 @@ def _check_role_shape(role: str, scope_path: str | None, resident_id: str | None
         raise bad_request("a family member needs a resident_id")
     if role != "family" and resident_id is not None:
         raise bad_request("only family members are bound to a resident")
+    if role == "family" and scope_path is not None:
+        raise bad_request("a family member is limited by their resident_id, not by a scope_path")
 
 
 async def _load(conn: AsyncConnection[Any], user: User, user_id: int) -> dict[str, Any]:
-    where, params = scope_filter(user, "u.scope_path", "u.resident_id")
+    where, params = account_scope(user)
     row = await fetch_one(conn, f"SELECT {_COLS} FROM users u WHERE u.id = %(id)s AND {where}",  # noqa: S608
                           {"id": user_id, **params})
     if row is None:
@@ -82,13 +85,21 @@ async def _load(conn: AsyncConnection[Any], user: User, user_id: int) -> dict[st
     return row
 
 
-async def _check_refs(conn: AsyncConnection[Any], scope_path: str | None, resident_id: str | None) -> None:
-    if scope_path is not None and await fetch_one(conn, "SELECT 1 AS ok FROM regions WHERE path = %s",
-                                                  (scope_path,)) is None:
+async def _check_refs(conn: AsyncConnection[Any], user: User, scope_path: str | None,
+                      resident_id: str | None) -> None:
+    """The region and resident an account is tied to exist and lie in the acting admin's own scope."""
+    if not user.is_platform_wide and scope_path is None and resident_id is None:
+        # An account with neither would see the whole platform: more than a scoped admin may hand out.
+        raise bad_request("a scoped admin must give the account a scope_path inside their own scope")
+    # Out of scope reads as absent, so the answer does not reveal which regions or residents exist elsewhere.
+    if scope_path is not None and not await region_in_scope(conn, user, scope_path):
         raise bad_request(f"no region {scope_path}")
-    if resident_id is not None and await fetch_one(conn, "SELECT 1 AS ok FROM residents WHERE id = %s",
-                                                   (resident_id,)) is None:
-        raise bad_request(f"no resident {resident_id}")
+    if resident_id is not None:
+        where, params = scope_filter(user, "h.region_path", "r.id")
+        sql = ("SELECT 1 AS ok FROM residents r JOIN households h ON h.id = r.household_id"  # noqa: S608
+               f" WHERE r.id = %(rid)s AND {where}")
+        if await fetch_one(conn, sql, {"rid": resident_id, **params}) is None:
+            raise bad_request(f"no resident {resident_id}")
 
 
 @router.get("", response_model=Page[UserOut], dependencies=[require_roles("admin", "operator")],
@@ -96,7 +107,7 @@ async def _check_refs(conn: AsyncConnection[Any], scope_path: str | None, reside
 async def list_users(conn: ConnDep, user: CurrentUser, limit: Limit = 50, offset: Offset = 0,
                      role: Annotated[Role | None, Query()] = None) -> Page[UserOut]:
     """Scoped operators see the accounts scoped inside their region."""
-    where, params = scope_filter(user, "u.scope_path", "u.resident_id")
+    where, params = account_scope(user)
     clauses = [where]
     if role is not None:
         clauses.append("u.role = %(role)s")
@@ -119,7 +130,7 @@ async def get_user(user_id: int, conn: ConnDep, user: CurrentUser) -> UserOut:
 async def create_user(body: UserIn, conn: ConnDep, user: CurrentUser) -> UserOut:
     """409 when the username is taken. Audited."""
     _check_role_shape(body.role, body.scope_path, body.resident_id)
-    await _check_refs(conn, body.scope_path, body.resident_id)
+    await _check_refs(conn, user, body.scope_path, body.resident_id)
     row = await fetch_one(
         conn, "INSERT INTO users (username, password_hash, role, scope_path, resident_id, display_name, phone, email)"
         " VALUES (%(username)s, %(hash)s, %(role)s, %(scope_path)s, %(resident_id)s, %(display_name)s, %(phone)s,"
@@ -140,7 +151,8 @@ async def patch_user(user_id: int, body: UserPatch, conn: ConnDep, user: Current
         raise bad_request("role and disabled cannot be null")
     merged = {**row, **changes}
     _check_role_shape(merged["role"], merged["scope_path"], merged["resident_id"])
-    await _check_refs(conn, changes.get("scope_path"), changes.get("resident_id"))
+    # The whole resulting account is checked, not only the changed fields: a role change alone can widen it.
+    await _check_refs(conn, user, merged["scope_path"], merged["resident_id"])
     password = changes.pop("password", None)
     if password is not None:
         changes["password_hash"] = hash_password(password)
