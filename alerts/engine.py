@@ -24,6 +24,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from alerts import lifecycle
 from alerts import recipients as people
 from alerts.channels import (
     Channel,
@@ -52,7 +53,7 @@ from alerts.policy import (
     read_document,
     select_policy,
 )
-from alerts.store import DUE_CHANNEL, add_event, feed
+from alerts.timeline import DUE_CHANNEL, add_event, feed
 from hub.health import Health
 from hub.shutdown import raise_if_cancelled
 
@@ -583,19 +584,12 @@ class Engine:
                 (alert["resident_id"], alert["first_ts"], alert["created_at"]))).fetchone()
 
     async def _cancel_fall(self, job: _Job, checkin: dict[str, Any]) -> _Outcome:
-        out = _Outcome(delete=True)
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE alerts SET closed_at = now(), active = false, resolution = 'resident_fine',"
-                " updated_at = now() WHERE id = %s AND closed_at IS NULL", (job.alert["id"],))
-        if cur.rowcount:
-            out.events.append(("cancelled_by_resident", {"device": checkin["device_id"],
-                                                         "checkin_ts": checkin["ts"].isoformat()}))
-            out.events.append(("resolved", {"resolution": "resident_fine",
-                                            "note": "I'm OK check-in within the fall cancel window"}))
-            out.changes.append({"change": "resolved", "resolution": "resident_fine"})
+            cancelled = await lifecycle.cancel_by_checkin(conn, job.alert["id"], checkin["device_id"],
+                                                          checkin["ts"].isoformat())
+        if cancelled:
             self._health.count("falls_cancelled")
-        return out
+        return _Outcome(delete=True)
 
     async def _record(self, job: _Job, out: _Outcome) -> None:
         """Write the timeline and feed, then move the timer on if this worker still holds the claim."""
