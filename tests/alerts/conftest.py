@@ -17,11 +17,11 @@ import pytest
 import yaml
 from psycopg_pool import AsyncConnectionPool
 
+from alerts import lifecycle
 from alerts.clock import FakeClock
 from alerts.engine import Engine, build_config
-from alerts.model import ALERT_TYPES, Trigger
-from alerts import lifecycle
 from alerts.lifecycle import Actor, raise_alert
+from alerts.model import ALERT_TYPES, Trigger
 from hub.health import Health
 
 SECRET = "0123456789abcdef-test"
