@@ -144,7 +144,7 @@ async def get_alert(alert_id: int, conn: ConnDep, user: CurrentUser) -> Alert:
     return Alert(**await _load(conn, user, alert_id))
 
 
-TIMELINE_MAX = 1000
+TIMELINE_MAX = 200
 
 
 @router.get("/{alert_id}/timeline", response_model=list[TimelineEntry],
@@ -156,7 +156,7 @@ async def timeline(
     response: Response,
     before: Annotated[int | None, Query(ge=1, description="entries with an id below this (older)")] = None,
     after: Annotated[int | None, Query(ge=0, description="entries with an id above this (newer)")] = None,
-    limit: Annotated[int, Query(ge=1, le=TIMELINE_MAX)] = 500,
+    limit: Annotated[int, Query(ge=1, le=TIMELINE_MAX)] = TIMELINE_MAX,
 ) -> list[TimelineEntry]:
     """Oldest first within the page. Without a cursor: the latest `limit` entries, so the newest are always there.
 
