@@ -140,7 +140,7 @@ class ActionLinks:
         if claim.alert_id != alert_id:
             raise LinkRefused("other_alert", "this link belongs to another alert")
         if claim.expires < self._clock():
-            raise LinkRefused("expired", "this link has expired")
+            raise LinkRefused("expired", "this link has expired", claim)
         return claim
 
 

@@ -26,6 +26,7 @@ class TransitionInvalid(AlertError):
 class LinkRefused(AlertError):
     """An action link was refused; `reason` is one of forged, expired, other_alert, reused, closed."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", claim: object = None) -> None:
         super().__init__(detail or reason)
         self.reason = reason
+        self.claim = claim  # the verified token's claim when the link was genuine (expired), else None

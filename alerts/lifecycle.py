@@ -135,7 +135,8 @@ async def _record(conn: AsyncConnection[Any], row: dict[str, Any], actor: Actor,
                   details: dict[str, Any], audit: str | None = None, change: str | None = None) -> None:
     """Timeline entry, feed event and audit record of one change, in the caller's transaction."""
     trace = actor.trace()
-    await add_event(conn, row["id"], kind, actor.name, {**details, **trace})
+    summary = f"{kind.replace('_', ' ')} by {actor.name} via {actor.via}"  # "acknowledged by <contact> via sms-link"
+    await add_event(conn, row["id"], kind, actor.name, {**details, **trace, "summary": summary})
     await feed(conn, "alert", row["region_path"], row["resident_id"],
                {"alert_id": row["id"], "type": row["type"], "severity": row["severity"],
                 "change": change or kind, **trace})

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Header, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse
 from psycopg import AsyncConnection
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from alerts import lifecycle
 from alerts.actions import ActionLinks, Claim, record_refusal, use_once
@@ -118,6 +118,13 @@ async def _perform(conn: AsyncConnection[Any], claim: Claim, action: str, via: s
         raise LinkRefused("not_allowed", str(err)) from None
 
 
+def _genuine(err: LinkRefused, claim: Claim | None) -> Claim | None:
+    """The claim of a genuine link for this alert (its refusal goes on the timeline), else None."""
+    if err.reason in ("forged", "other_alert"):
+        return None
+    return claim if claim is not None else err.claim if isinstance(err.claim, Claim) else None
+
+
 async def _refuse(hub: Hub, alert_id: int, err: LinkRefused, action: str | None, claim: Claim | None) -> None:
     """Record a refusal in a transaction of its own (the refused one was rolled back)."""
     if err.reason == "rate_limited":
@@ -153,7 +160,7 @@ async def open_link(request: Request, alert_id: int, token: Annotated[str, Path(
             used = await fetch_one(conn, "SELECT 1 AS used FROM action_link_uses WHERE alert_id = %s"
                                    " AND recipient_id = %s AND action = %s", (alert_id, claim.recipient_id, do))
     except LinkRefused as err:
-        await _refuse(hub, alert_id, err, do, claim if err.reason not in ("forged", "other_alert") else None)
+        await _refuse(hub, alert_id, err, do, _genuine(err, claim))
         return _page(hub, None, refusal=err.reason)
     return _page(hub, alert, form=do if do and not used else None, already=bool(used))
 
@@ -170,17 +177,9 @@ async def act(request: Request, alert_id: int, token: Annotated[str, Path(max_le
             changed = await _perform(conn, claim, action, claim.via)
             alert = await _alert(conn, alert_id)
     except LinkRefused as err:
-        await _refuse(hub, alert_id, err, action, claim if err.reason not in ("forged", "other_alert") else None)
+        await _refuse(hub, alert_id, err, action, _genuine(err, claim))
         return _page(hub, None, refusal=err.reason)
     return _page(hub, alert, done=DONE[(action, changed)])
-
-
-class InboundSms(BaseModel):
-    """One SMS reply as the gateway forwards it."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)  # gateways add their own fields
-    phone: str = Field(alias="from", min_length=3, max_length=32, description="the sender's number")
-    text: str = Field(max_length=500, description="the reply: 1 = seen, 2 = on my way")
 
 
 class InboundResult(BaseModel):
@@ -195,8 +194,29 @@ def _digits(phone: str) -> str:
     return digits[2:] if len(digits) == 13 and digits.startswith("86") else digits  # +86 138... -> 138...
 
 
-@router.post("/sms-inbound", response_model=InboundResult, summary="SMS replies from the gateway (shared secret)")
-async def sms_inbound(body: InboundSms, hub: HubDep,
+async def _inbound_fields(request: Request) -> tuple[str, str]:
+    """(sender, text) from a JSON or form body; gateways name them from/phone/mobile and text/content."""
+    try:
+        if request.headers.get("content-type", "").startswith("application/json"):
+            data = await request.json()
+        else:
+            data = dict(await request.form())
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "send a JSON object or a form")
+    phone = next((data[k] for k in ("from", "phone", "mobile") if isinstance(data.get(k), str)), "")
+    text = next((data[k] for k in ("text", "content") if isinstance(data.get(k), str)), None)
+    if not 3 <= len(phone) <= 32 or text is None or len(text) > 500:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "need from (the sender's number) and text (the reply)")
+    return phone, text
+
+
+@router.post("/sms-inbound", response_model=InboundResult, summary="SMS replies from the gateway (shared secret)",
+             openapi_extra={"requestBody": {"content": {"application/json": {"schema": {
+                 "type": "object", "required": ["from", "text"],
+                 "properties": {"from": {"type": "string"}, "text": {"type": "string"}}}}}}})
+async def sms_inbound(request: Request, hub: HubDep,
                       x_eldercare_secret: Annotated[str | None, Header(max_length=200)] = None,
                       secret: Annotated[str | None, Query(max_length=200)] = None) -> InboundResult:
     """A reply to the hub's SMS: "1" acknowledges (seen), "2" is on my way, for the sender's latest open alert."""
@@ -208,7 +228,8 @@ async def sms_inbound(body: InboundSms, hub: HubDep,
         async with hub.pool.connection() as conn:
             await record_refusal(conn, None, "bad_inbound_secret", None, None)
         raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong shared secret")
-    reply = body.text.strip()
+    phone, text = await _inbound_fields(request)
+    reply = text.strip()
     action = {"1": "seen", "2": "coming"}.get(reply[:1]) if reply else None
     if action is None:
         return InboundResult(result="ignored")
@@ -221,7 +242,7 @@ async def sms_inbound(body: InboundSms, hub: HubDep,
             "    WHERE regexp_replace(regexp_replace(phone, '\\D', '', 'g'), '^86(\\d{11})$', '\\1') = %(p)s"
             "   UNION ALL SELECT 'user-' || id FROM users"
             "    WHERE regexp_replace(regexp_replace(phone, '\\D', '', 'g'), '^86(\\d{11})$', '\\1') = %(p)s)"
-            " ORDER BY e.id DESC LIMIT 1", {"p": _digits(body.phone)})
+            " ORDER BY e.id DESC LIMIT 1", {"p": _digits(phone)})
     if found is None:
         return InboundResult(result="no_open_alert")
     claim = Claim(found["alert_id"], found["recipient_id"], "sms", 0)

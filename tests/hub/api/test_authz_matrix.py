@@ -191,6 +191,11 @@ MATRIX: dict[tuple[str, str], Case | None] = {
     ("GET", "/docs/oauth2-redirect"): None,
     ("GET", "/redoc"): None,
     ("MOUNT", "/static"): None,
+    # Signed action links and SMS replies: no login, each checked by its signature or shared secret
+    # (tests/hub/api/test_actions.py).
+    ("GET", "/a/{alert_id}/{token}"): None,
+    ("POST", "/a/{alert_id}/{token}"): None,
+    ("POST", "/a/sms-inbound"): None,
     ("GET", "/api/auth/me"): unscoped(ALL, "/api/auth/me"),
     ("POST", "/api/auth/logout"): Case(ALL, _logout, scoped=False),
     ("GET", "/api/alerts"): unscoped(ALL, "/api/alerts"),
