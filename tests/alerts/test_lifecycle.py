@@ -6,6 +6,7 @@ import inspect
 import re
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from alerts import lifecycle
 from alerts.errors import TransitionConflict, TransitionForbidden
 from alerts.lifecycle import OWN, RULES, Actor
+from alerts.model import Trigger
 from hub.users import User
 from tests.alerts.conftest import raise_trigger, timeline
 
@@ -184,13 +186,10 @@ async def test_repeated_triggers_are_one_timeline_row_per_run(db_url: str, world
     await world.resident("R1")
     started = time.monotonic()
     alert_id = await raise_trigger(db_url, "R1", "sos", device="WB1")
-    from alerts.model import Trigger
-
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         trig = await (await conn.execute("SELECT household_id, region_path FROM alerts WHERE id = %s",
                                          (alert_id,))).fetchone()
         assert trig is not None
-        from datetime import UTC, datetime
 
         def trigger(severity: str = "critical") -> Trigger:
             return Trigger(type="sos", severity=severity, ts=datetime.now(UTC), resident_id="R1",
