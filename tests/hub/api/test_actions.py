@@ -138,9 +138,17 @@ async def test_on_my_way_from_a_workers_link_takes_the_alert(scene: Scene, runni
 async def test_links_are_rate_limited(scene: Scene, running_hub: Any) -> None:
     alert_id = await scene.alert("in")
     page = _local(_links(running_hub, alert_id)["page"], scene)
+    other = _local(_links(running_hub, alert_id, "contact-IN-R-2")["page"], scene)
     async with httpx.AsyncClient(base_url=scene.base, timeout=10) as http:
         codes = [(await http.get(page)).status_code for _ in range(12)]
+        forged = [(await http.get(f"/a/{alert_id}/{n}.x.sms.1.y")).status_code for n in range(32)]
+        # Bad links from this address do not lock out a genuine one sent from the same address (a shared proxy).
+        still = (await http.get(other)).status_code
     assert codes[:10] == [200] * 10 and codes[10:] == [429, 429]
+    assert forged[:30] == [403] * 30 and forged[30:] == [429, 429]
+    assert still == 200
+    # The flood's records stop at the limit.
+    assert len(await _refusals(scene)) == 30
 
 
 async def test_an_sms_reply_acknowledges_for_the_sender(scene: Scene, running_hub: Any) -> None:
