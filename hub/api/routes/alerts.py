@@ -90,11 +90,10 @@ class CommentBody(BaseModel):
     text: str = Field(min_length=1, max_length=2000)
 
 
-async def _load(conn: ConnDep, user: User, alert_id: int, lock: bool = False) -> dict[str, Any]:
+async def _load(conn: ConnDep, user: User, alert_id: int) -> dict[str, Any]:
+    """Read one alert in scope; changes go through alerts.lifecycle, which takes the row lock."""
     where, params = scope_filter(user, "a.region_path", "a.resident_id")
     sql = f"SELECT {_COLUMNS} FROM alerts a WHERE a.id = %(id)s AND {where}"  # noqa: S608 - fragments are ours
-    if lock:
-        sql += " FOR UPDATE"
     cur = conn.cursor(row_factory=dict_row)
     row = await (await cur.execute(sql, {"id": alert_id, **params})).fetchone()
     if row is None:
