@@ -130,8 +130,11 @@ class FeedBroadcaster:
         """Register a stream; from now on every committed row it may see is queued for it."""
         sub = Subscription(user, _token_hash(token))
         self._subs.add(sub)
-        if not self._tasks or all(t.done() for t in self._tasks):
+        if not self._tasks or any(t.done() for t in self._tasks):
+            for task in self._tasks:
+                task.cancel()
             self._ready.clear()
+            self._cursor = None
             self._tasks = [asyncio.create_task(self._listen(), name="feed-listen"),
                            asyncio.create_task(self._fetch_loop(), name="feed-fetch")]
         # Rows committed after this point reach the stream: the broadcaster's starting head is read first.
@@ -158,7 +161,9 @@ class FeedBroadcaster:
                 conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True) \
                     if isinstance(conninfo, str) else None
                 if conn is None:
-                    return  # a pool without a conninfo string: the safety fetch still delivers, slowly
+                    # A pool without a conninfo string: the safety fetch still delivers, every 10 s.
+                    await asyncio.Event().wait()
+                    return
                 async with conn:
                     await conn.execute(f"LISTEN {FEED_CHANNEL}")
                     self._dirty.set()  # anything committed while we were not listening
@@ -186,6 +191,9 @@ class FeedBroadcaster:
                     await self._recheck_tokens()
             except (psycopg.Error, PoolTimeout, OSError) as err:
                 log.warning("live feed read failed (%s); retrying", type(err).__name__)
+                await asyncio.sleep(1.0)
+            except Exception:  # a bug here must not leave every open console silent
+                log.exception("live feed fan-out failed; retrying")
                 await asyncio.sleep(1.0)
 
     async def _fetch(self) -> None:
