@@ -195,3 +195,28 @@ async def test_database_load_does_not_grow_with_the_number_of_streams(scene: Sce
     (xacts1, scans1), (xacts200, scans200) = figures[1], figures[200]
     assert scans200 <= scans1 + 20
     assert xacts200 <= xacts1 + 60
+
+
+async def _lines(res: httpx.Response) -> list[str]:
+    return [line async for line in res.aiter_lines()]
+
+
+async def test_a_revoked_login_ends_its_stream(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+    """All streams' tokens are checked together by the broadcaster; a logged-out one's stream ends."""
+    from hub.api.routes import feed as feed_route
+
+    monkeypatch.setattr(feed_route, "RECHECK_TOKEN_S", 0.2)
+    monkeypatch.setattr(feed_route, "SAFETY_FETCH_S", 0.2)
+    worker = scene.headers["community_worker"]
+    async with httpx.AsyncClient(base_url=scene.base, timeout=30) as http:
+        other = await scene.token("op-futian")
+        async with http.stream("GET", "/api/feed", headers=worker) as res, \
+                http.stream("GET", "/api/feed", headers=other) as kept:
+            assert (res.status_code, kept.status_code) == (200, 200)
+            assert (await http.post("/api/auth/logout", headers=worker)).status_code in (200, 204)
+            # The server closes the stream (a hang here means the revoked login kept streaming).
+            lines = await asyncio.wait_for(_lines(res), 10)
+            assert lines[0] == "retry: 2000"
+            await _publish(scene, IN_COMMUNITY, "IN-R", 7)
+            [event] = await asyncio.wait_for(_read(kept, 1), 10)
+    assert event["data"]["payload"]["alert_id"] == 7
