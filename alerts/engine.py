@@ -24,7 +24,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from alerts import lifecycle
 from alerts import recipients as people
+from alerts.actions import ActionLinks, link_secret
 from alerts.channels import (
     Channel,
     ChannelServices,
@@ -52,7 +54,7 @@ from alerts.policy import (
     read_document,
     select_policy,
 )
-from alerts.store import DUE_CHANNEL, add_event, feed
+from alerts.timeline import DUE_CHANNEL, add_event, feed
 from hub.health import Health
 from hub.shutdown import raise_if_cancelled
 
@@ -64,6 +66,8 @@ __all__ = ["Clock", "Engine", "EscalationConfig", "build_config", "system_clock"
 log = logging.getLogger(__name__)
 
 LEASE_S = 30
+LINK_CHANNELS = frozenset({"sms", "wecom", "dingtalk", "smtp", "webhook"})
+LINK_RECIPIENTS = ("contact-", "user-")
 FALL_SOURCES = ("device", "radar")
 _SEVERITY_ZH = {"critical": "紧急", "high": "高", "medium": "中", "low": "低"}
 
@@ -79,6 +83,7 @@ class EscalationConfig:
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
     call_centre_phone: str | None = None
     concurrency: int = 2
+    links: ActionLinks | None = None  # signs the "Seen" / "On my way" links put in notifications
 
     async def aclose(self) -> None:
         """Close every channel (each closes only what it opened itself)."""
@@ -97,6 +102,7 @@ def build_config(
     concurrency: int = 2,
     http_client: httpx.AsyncClient | None = None,
     services: ChannelServices | None = None,
+    links: ActionLinks | None = None,
 ) -> EscalationConfig:
     """Load and cross-check policies and channels; any mistake is a ConfigError naming it."""
     policies = load_policies(policy_file)
@@ -113,7 +119,7 @@ def build_config(
     routes = effective_routes(doc.routes)
     check_channels(policies, routes, channels)
     return EscalationConfig(policies, channels, routes, QuietHours.parse(quiet_hours, timezone), ZoneInfo(timezone),
-                            call_centre_phone, concurrency)
+                            call_centre_phone, concurrency, links)
 
 
 _TIMER_COLUMNS = ("alert_id", "step", "due_at", "reminders", "origin_at", "phase", "jump", "reason")
@@ -182,10 +188,13 @@ class Engine:
     def from_settings(cls, pool: AsyncConnectionPool[Any], health: Health, settings: Settings,
                       clock: Clock = system_clock) -> Engine:
         """An engine configured from ELDERCARE_POLICY_FILE, ELDERCARE_CHANNELS_FILE and quiet hours."""
+        secret = settings.action_link_secret.get_secret_value() if settings.action_link_secret else None
+        links = ActionLinks(link_secret(secret, settings.data_dir), settings.public_base_url,
+                            settings.action_link_ttl_hours * 3600)
         config = build_config(pool, policy_file=settings.policy_file, channels_file=settings.channels_file,
                               quiet_hours=settings.quiet_hours, timezone=settings.local_timezone,
                               call_centre_phone=settings.call_centre_phone,
-                              concurrency=settings.escalation_concurrency)
+                              concurrency=settings.escalation_concurrency, links=links)
         return cls(pool, health, clock, config)
 
     @property
@@ -545,16 +554,26 @@ class Engine:
                         "read_out_en": rec.text_en}
         results: list[DeliveryResult] = []
         for attempt, name in enumerate(names, start=1):
+            channel = self.config.channels[name]
             notification = Notification(
                 alert_id=alert["id"], alert_type=alert["type"], severity=alert["severity"], title=title, text=text,
                 recipient=recipient, step=index, attempt=attempt, created_at=alert["created_at"],
                 dispatch=dispatch, extra={"step_name": step.name, "region_path": alert["region_path"]},
+                actions=self._links(alert["id"], recipient, channel.key) if record is None else None,
             )
-            result = await self.config.channels[name].send(notification)
+            result = await channel.send(notification)
             results.append(result)
             if result.ok:
                 break
         return results
+
+    def _links(self, alert_id: int, recipient: Recipient, channel_key: str) -> dict[str, str] | None:
+        """Signed Seen / On my way / page links, for people (contacts and users) on channels that show them."""
+        links = self.config.links
+        if links is None or channel_key not in LINK_CHANNELS or not recipient.id.startswith(LINK_RECIPIENTS):
+            return None
+        made = links.links(alert_id, recipient.id, channel_key)
+        return made.as_dict() if made is not None else None
 
     def _message(self, alert: dict[str, Any], recipient: Recipient,
                  record: tuple[int, DispatchRecord] | None) -> tuple[str, str]:
@@ -583,19 +602,12 @@ class Engine:
                 (alert["resident_id"], alert["first_ts"], alert["created_at"]))).fetchone()
 
     async def _cancel_fall(self, job: _Job, checkin: dict[str, Any]) -> _Outcome:
-        out = _Outcome(delete=True)
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE alerts SET closed_at = now(), active = false, resolution = 'resident_fine',"
-                " updated_at = now() WHERE id = %s AND closed_at IS NULL", (job.alert["id"],))
-        if cur.rowcount:
-            out.events.append(("cancelled_by_resident", {"device": checkin["device_id"],
-                                                         "checkin_ts": checkin["ts"].isoformat()}))
-            out.events.append(("resolved", {"resolution": "resident_fine",
-                                            "note": "I'm OK check-in within the fall cancel window"}))
-            out.changes.append({"change": "resolved", "resolution": "resident_fine"})
+            cancelled = await lifecycle.cancel_by_checkin(conn, job.alert["id"], checkin["device_id"],
+                                                          checkin["ts"].isoformat())
+        if cancelled:
             self._health.count("falls_cancelled")
-        return out
+        return _Outcome(delete=True)
 
     async def _record(self, job: _Job, out: _Outcome) -> None:
         """Write the timeline and feed, then move the timer on if this worker still holds the claim."""

@@ -162,6 +162,24 @@ class Settings(BaseSettings):
     escalation_concurrency: int = Field(
         8, ge=1, le=32, description="Escalation steps one hub sends at the same time."
     )
+    public_base_url: str | None = Field(
+        None,
+        description="The hub's address as phones reach it (https://care.example.org), for the signed "
+        "Seen / On my way links in notifications. Unset: notifications carry no links.",
+    )
+    action_link_secret: SecretStr | None = Field(
+        None,
+        description="Server secret that signs action links (HMAC-SHA256). Unset: generated once under "
+        "<data_dir>/secrets/action-link-secret; set it when the API and escalation run on different hosts.",
+    )
+    action_link_ttl_hours: int = Field(
+        24, ge=1, le=168, description="Longest life of an action link; it also ends when its alert closes."
+    )
+    sms_inbound_secret: SecretStr | None = Field(
+        None,
+        description="Shared secret the SMS gateway's inbound webhook sends (X-Eldercare-Secret header or "
+        "?secret=) with replies ('1' = seen, '2' = on my way). Unset: the inbound endpoint is off.",
+    )
     escalation_process: bool = Field(
         True,
         description="`python -m hub run` runs the escalation engine in a process of its own (`python -m hub "
@@ -206,6 +224,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r} is not an IP address or network like 10.0.0.5 or 10.1.0.0/16") from None
         return value
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must look like https://care.example.org (optionally with a path prefix)")
+        return value.rstrip("/")
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -248,7 +276,7 @@ class Settings(BaseSettings):
         """The effective settings with passwords in URLs and secrets replaced by ***."""
         out: dict[str, Any] = {}
         for name, value in self.model_dump().items():
-            if isinstance(value, SecretStr) or name.endswith("password"):
+            if isinstance(value, SecretStr) or name.endswith(("password", "secret")):
                 out[name] = None if value is None else "***"
             elif name.endswith("_url") and value:
                 out[name] = mask_url(value)

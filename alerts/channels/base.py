@@ -33,6 +33,8 @@ RECIPIENT_KINDS = frozenset(
 SEVERITIES = ("critical", "high", "medium", "low")
 USER_AGENT = "eldercare-hub/0.1"
 DETAIL_MAX = 120
+# The action links a notification may carry (alerts/actions.py), in the order they are shown.
+ACTION_LABELS = {"seen": ("收到", "Seen"), "coming": ("我去处理", "On my way"), "page": ("详情", "Details")}
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,19 @@ class Notification:
     created_at: datetime
     dispatch: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    actions: Mapping[str, str] | None = None  # signed links for this recipient: seen, coming, page
+
+
+def action_lines(notification: Notification) -> list[str]:
+    """One "收到 / Seen: URL" line per action link; none when the notification carries no links."""
+    links = notification.actions or {}
+    return [f"{zh} / {en}: {links[key]}" for key, (zh, en) in ACTION_LABELS.items() if key in links]
+
+
+def action_markdown(notification: Notification) -> str:
+    """The action links as one markdown line of links; empty without links."""
+    links = notification.actions or {}
+    return "  ·  ".join(f"[{zh} / {en}]({links[key]})" for key, (zh, en) in ACTION_LABELS.items() if key in links)
 
 
 @dataclass(frozen=True)

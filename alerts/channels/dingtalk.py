@@ -17,6 +17,8 @@ from alerts.channels.base import (
     HttpChannel,
     HttpUrlStr,
     Notification,
+    action_lines,
+    action_markdown,
     check_errcode,
     response_json,
     truncate_utf8,
@@ -92,12 +94,17 @@ def message_body(config: Config, notification: Notification) -> dict[str, Any]:
         title = f"{config.keyword} {title}"
     body: dict[str, Any]
     if config.msgtype == "markdown":
-        text = f"### {title}\n\n{notification.text}\n\n> {footer}{mention}"
-        markdown = {"title": title, "text": truncate_utf8(text, CONTENT_MAX_BYTES)}
+        links = action_markdown(notification)
+        tail = f"\n\n{links}{mention}" if links else mention
+        text = f"### {title}\n\n{notification.text}\n\n> {footer}"
+        markdown = {"title": title, "text": truncate_utf8(text, CONTENT_MAX_BYTES - len(tail.encode())) + tail}
         body = {"msgtype": "markdown", "markdown": markdown}
     else:
-        text = f"【{title}】\n{notification.text}\n{footer}{mention}"
-        body = {"msgtype": "text", "text": {"content": truncate_utf8(text, CONTENT_MAX_BYTES)}}
+        lines = "\n".join(action_lines(notification))
+        tail = (f"\n{lines}" if lines else "") + mention
+        text = f"【{title}】\n{notification.text}\n{footer}"
+        body = {"msgtype": "text", "text": {"content": truncate_utf8(text, CONTENT_MAX_BYTES - len(tail.encode()))
+                                            + tail}}
     body["at"] = {"atMobiles": [phone] if phone else [], "isAtAll": False}
     return body
 

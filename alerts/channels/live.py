@@ -61,7 +61,7 @@ def feed_payload(notification: Notification) -> dict[str, Any]:
 
 
 class PoolFeed:
-    """A LiveFeed writing `feed_events` rows (scoped by the alert's region) and waking listeners."""
+    """A LiveFeed writing `feed_events` rows (scoped by the alert's region); the table's trigger wakes listeners."""
 
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
@@ -71,13 +71,12 @@ class PoolFeed:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "INSERT INTO feed_events (kind, region_path, resident_id, payload)"
-                " SELECT %s, region_path, resident_id, %s FROM alerts WHERE id = %s RETURNING id, region_path",
+                " SELECT %s, region_path, resident_id, %s FROM alerts WHERE id = %s RETURNING id",
                 (kind, Jsonb(feed_payload(notification)), notification.alert_id),
             )
             row = await cur.fetchone()
             if row is None:
                 raise DeliveryError("alert not found", retryable=False)
-            await conn.execute("SELECT pg_notify('eldercare_feed', %s)", (row[1],))
             return str(row[0])
 
 

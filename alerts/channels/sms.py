@@ -15,6 +15,7 @@ from alerts.channels.base import (
     HttpChannel,
     HttpUrlStr,
     Notification,
+    action_lines,
     dig,
     response_json,
 )
@@ -89,7 +90,8 @@ class Config(ChannelConfigBase):
         "", title="Text prefix", description="Put before the text, e.g. a registered signature 【颐养】."
     )
     max_text_chars: int = Field(
-        300, ge=10, le=1000, title="Text limit", description="Longer texts are cut (long SMS cost more)."
+        300, ge=10, le=1000, title="Text limit",
+        description="Longer texts are cut (long SMS cost more); action links are added after the cut text.",
     )
 
     @field_validator("success_statuses")
@@ -129,8 +131,13 @@ class SmsChannel(HttpChannel[Config]):
         if not phone:
             raise DeliveryError("recipient has no phone", retryable=False)
         text = f"{cfg.text_prefix}{notification.text}"
-        if len(text) > cfg.max_text_chars:
-            text = text[: cfg.max_text_chars - 1] + "…"
+        links = "\n".join(action_lines(notification))
+        # The links are never cut (a cut link is a broken one); the message text gives way to them.
+        room = max(10, cfg.max_text_chars - len(links) - 1) if links else cfg.max_text_chars
+        if len(text) > room:
+            text = text[: room - 1] + "…"
+        if links:
+            text = f"{text}\n{links}"
         values = {
             "phone": phone,
             "text": text,

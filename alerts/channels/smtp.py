@@ -20,6 +20,7 @@ from alerts.channels.base import (
     DeliveryError,
     Notification,
     RetryingChannel,
+    action_lines,
 )
 
 KEY = "smtp"
@@ -83,8 +84,9 @@ def compose(config: Config, notification: Notification) -> EmailMessage:
     message["Message-ID"] = make_msgid(domain=domain)
     message["X-Eldercare-Alert"] = str(notification.alert_id)
     severity = SEVERITY_LABELS.get(notification.severity, notification.severity)
+    links = "\n".join(action_lines(notification))
     body = (
-        f"{notification.text}\n\n--\n"
+        f"{notification.text}\n\n" + (f"{links}\n\n" if links else "") + "--\n"
         f"告警 #{notification.alert_id} · 级别 {severity} · 第 {notification.step} 级通知\n"
     )
     message.set_content(body, charset="utf-8")

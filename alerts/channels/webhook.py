@@ -115,6 +115,7 @@ def notification_payload(notification: Notification) -> dict[str, Any]:
         "recipient": {"kind": r.kind, "id": r.id, "name": r.name, "phone": r.phone, "email": r.email},
         "dispatch": notification.dispatch,
         "extra": notification.extra,
+        "actions": dict(notification.actions) if notification.actions else None,
     }
 
 

@@ -15,6 +15,8 @@ from alerts.channels.base import (
     HttpChannel,
     HttpUrlStr,
     Notification,
+    action_lines,
+    action_markdown,
     check_errcode,
     response_json,
     truncate_utf8,
@@ -69,10 +71,17 @@ def message_body(config: Config, notification: Notification) -> dict[str, Any]:
     severity = SEVERITY_LABELS.get(notification.severity, notification.severity)
     footer = f"告警 #{notification.alert_id} · 级别 {severity} · 第 {notification.step} 级通知"
     if config.msgtype == "markdown":
-        content = f'## <font color="warning">{notification.title}</font>\n{notification.text}\n> {footer}'
-        return {"msgtype": "markdown", "markdown": {"content": truncate_utf8(content, MARKDOWN_MAX_BYTES)}}
-    content = f"【{notification.title}】\n{notification.text}\n{footer}"
-    text: dict[str, Any] = {"content": truncate_utf8(content, TEXT_MAX_BYTES)}
+        links = action_markdown(notification)
+        tail = f"\n{links}" if links else ""
+        head = f'## <font color="warning">{notification.title}</font>\n{notification.text}\n> {footer}'
+        # Links last and never cut: the text gives way to them.
+        content = truncate_utf8(head, MARKDOWN_MAX_BYTES - len(tail.encode())) + tail
+        return {"msgtype": "markdown", "markdown": {"content": content}}
+    lines = "\n".join(action_lines(notification))
+    tail = f"\n{lines}" if lines else ""
+    content = truncate_utf8(f"【{notification.title}】\n{notification.text}\n{footer}",
+                            TEXT_MAX_BYTES - len(tail.encode())) + tail
+    text: dict[str, Any] = {"content": content}
     if config.mention_recipient and notification.recipient.phone:
         text["mentioned_mobile_list"] = [notification.recipient.phone]
     return {"msgtype": "text", "text": text}

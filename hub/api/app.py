@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 
 from hub.api.body_limit import BodyLimit
 from hub.api.routes import (
+    actions,
     alerts,
     audit,
     auth,
@@ -115,7 +116,7 @@ def create_app(hub: Hub) -> FastAPI:
         return JSONResponse({"detail": "internal error; see the hub log"}, status_code=500)
 
     for module in (health, metrics, auth, alerts, regions, residents, devices, history, visits, users, feed, audit,
-                   exports, dead_letters, escalations, policies, sla, safe_zones):
+                   exports, dead_letters, escalations, policies, sla, safe_zones, actions):
         app.include_router(module.router)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -17,10 +17,11 @@ import pytest
 import yaml
 from psycopg_pool import AsyncConnectionPool
 
+from alerts import lifecycle
 from alerts.clock import FakeClock
 from alerts.engine import Engine, build_config
+from alerts.lifecycle import Actor, raise_alert
 from alerts.model import ALERT_TYPES, Trigger
-from alerts.store import raise_alert
 from hub.health import Health
 
 SECRET = "0123456789abcdef-test"
@@ -154,10 +155,7 @@ def notified(entries: list[tuple[str, dict[str, Any]]], ok: bool = True) -> list
 async def acknowledge(db_url: str, alert_id: int) -> None:
     """What POST /api/alerts/{id}/ack does to the ladder."""
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
-        await conn.execute("UPDATE alerts SET acknowledged_at = now() WHERE id = %s", (alert_id,))
-        await conn.execute("DELETE FROM alert_timers WHERE alert_id = %s", (alert_id,))
-        await conn.execute("INSERT INTO alert_events (alert_id, kind, actor, details)"
-                           " VALUES (%s, 'acknowledged', 'test', '{}')", (alert_id,))
+        await lifecycle.acknowledge(conn, alert_id, Actor(role="operator", name="test"))
 
 
 async def add_user(db_url: str, username: str, role: str, scope: str | None) -> int:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts import lifecycle
 from alerts.dispatch import DISPATCH_OUTCOMES
+from alerts.errors import AlertError, AlertNotFound, TransitionConflict, TransitionForbidden, TransitionInvalid
+from alerts.lifecycle import Actor
 from alerts.model import RESOLUTIONS
-from alerts.store import DUE_CHANNEL, add_event, feed
 from hub.api.deps import ConnDep, CurrentUser, HubDep, require_roles
+from hub.api.schemas import fetch_one
 from hub.users import User, scope_filter
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
@@ -87,11 +90,10 @@ class CommentBody(BaseModel):
     text: str = Field(min_length=1, max_length=2000)
 
 
-async def _load(conn: ConnDep, user: User, alert_id: int, lock: bool = False) -> dict[str, Any]:
+async def _load(conn: ConnDep, user: User, alert_id: int) -> dict[str, Any]:
+    """Read one alert in scope; changes go through alerts.lifecycle, which takes the row lock."""
     where, params = scope_filter(user, "a.region_path", "a.resident_id")
     sql = f"SELECT {_COLUMNS} FROM alerts a WHERE a.id = %(id)s AND {where}"  # noqa: S608 - fragments are ours
-    if lock:
-        sql += " FOR UPDATE"
     cur = conn.cursor(row_factory=dict_row)
     row = await (await cur.execute(sql, {"id": alert_id, **params})).fetchone()
     if row is None:
@@ -141,41 +143,81 @@ async def get_alert(alert_id: int, conn: ConnDep, user: CurrentUser) -> Alert:
     return Alert(**await _load(conn, user, alert_id))
 
 
-@router.get("/{alert_id}/timeline", response_model=list[TimelineEntry], summary="Every step of an alert")
-async def timeline(alert_id: int, conn: ConnDep, user: CurrentUser) -> list[TimelineEntry]:
-    """Creation, notifications, acknowledgement, escalation, comments, resolution, in order."""
+TIMELINE_MAX = 200
+
+
+@router.get("/{alert_id}/timeline", response_model=list[TimelineEntry],
+            summary="Every step of an alert, a page at a time")
+async def timeline(
+    alert_id: int,
+    conn: ConnDep,
+    user: CurrentUser,
+    response: Response,
+    before: Annotated[int | None, Query(ge=1, description="entries with an id below this (older)")] = None,
+    after: Annotated[int | None, Query(ge=0, description="entries with an id above this (newer)")] = None,
+    limit: Annotated[int, Query(ge=1, le=TIMELINE_MAX)] = TIMELINE_MAX,
+) -> list[TimelineEntry]:
+    """Oldest first within the page. Without a cursor: the latest `limit` entries, so the newest are always there.
+
+    The `Link` header names the older (`prev`) and newer (`next`) pages when they exist.
+    """
+    if before is not None and after is not None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "give before or after, not both")
     await _load(conn, user, alert_id)
     cur = conn.cursor(row_factory=dict_row)
-    rows = await (await cur.execute(
-        "SELECT id, ts, kind, actor, details FROM alert_events WHERE alert_id = %s ORDER BY id LIMIT 1000",
-        (alert_id,),
-    )).fetchall()
+    if after is not None:
+        sql = ("SELECT id, ts, kind, actor, details FROM alert_events WHERE alert_id = %(id)s AND id > %(after)s"
+               " ORDER BY id LIMIT %(limit)s")
+    else:
+        sql = ("SELECT * FROM (SELECT id, ts, kind, actor, details FROM alert_events WHERE alert_id = %(id)s"
+               " AND id < %(before)s ORDER BY id DESC LIMIT %(limit)s) t ORDER BY id")
+    rows = await (await cur.execute(sql, {"id": alert_id, "after": after, "before": before or 2**62,
+                                          "limit": limit + 1})).fetchall()
+    older = newer = False
+    if after is not None:
+        newer = len(rows) > limit
+        rows = rows[:limit]
+        older = after > 0
+    else:
+        older = len(rows) > limit
+        rows = rows[-limit:] if older else rows
+        newer = before is not None
+    links = []
+    if rows and older:
+        links.append(f'</api/alerts/{alert_id}/timeline?before={rows[0]["id"]}&limit={limit}>; rel="prev"')
+    if rows and newer:
+        links.append(f'</api/alerts/{alert_id}/timeline?after={rows[-1]["id"]}&limit={limit}>; rel="next"')
+    if links:
+        response.headers["Link"] = ", ".join(links)
     return [TimelineEntry(**r) for r in rows]
 
 
+def refused(err: AlertError) -> HTTPException:
+    """The HTTP answer to a transition the lifecycle refused."""
+    code = {AlertNotFound: status.HTTP_404_NOT_FOUND, TransitionForbidden: status.HTTP_403_FORBIDDEN,
+            TransitionConflict: status.HTTP_409_CONFLICT, TransitionInvalid: status.HTTP_400_BAD_REQUEST}
+    return HTTPException(code.get(type(err), status.HTTP_409_CONFLICT), str(err))
+
+
 @router.post("/{alert_id}/ack", response_model=Alert, summary="Acknowledge: stops the escalation ladder",
-             dependencies=[require_roles("admin", "operator", "community_worker", "family")])
+             dependencies=[require_roles(*lifecycle.roles_for("acknowledge"))])
 async def acknowledge(alert_id: int, body: AckBody, conn: ConnDep, user: CurrentUser) -> Alert:
-    """Idempotent: a second acknowledgement is recorded but changes nothing."""
-    row = await _load(conn, user, alert_id, lock=True)
-    if row["acknowledged_at"] is None:
-        await conn.execute(
-            "UPDATE alerts SET acknowledged_at = now(), acknowledged_by = %s, updated_at = now() WHERE id = %s",
-            (user.id, alert_id))
-        await conn.execute("DELETE FROM alert_timers WHERE alert_id = %s", (alert_id,))
-        await add_event(conn, alert_id, "acknowledged", user.username, {"via": body.via, "note": body.note})
-        await _audit(conn, user, "alert.ack", alert_id)
-        await feed(conn, "alert", row["region_path"], row["resident_id"],
-                   {"alert_id": alert_id, "change": "acknowledged"})
+    """Idempotent: a second acknowledgement changes nothing and is kept on the timeline as `seen`."""
+    try:
+        await lifecycle.acknowledge(conn, alert_id, Actor.of_user(user, body.via), body.note)
+    except AlertError as err:
+        raise refused(err) from None
     return Alert(**await _load(conn, user, alert_id))
 
 
-@router.post("/{alert_id}/comment", response_model=TimelineEntry, summary="Add a note to the timeline")
+@router.post("/{alert_id}/comment", response_model=TimelineEntry, summary="Add a note to the timeline",
+             dependencies=[require_roles(*lifecycle.roles_for("comment"))])
 async def comment(alert_id: int, body: CommentBody, conn: ConnDep, user: CurrentUser) -> TimelineEntry:
     """Comments are kept on the timeline with their author."""
-    row = await _load(conn, user, alert_id)
-    await add_event(conn, alert_id, "comment", user.username, {"text": body.text})
-    await feed(conn, "alert", row["region_path"], row["resident_id"], {"alert_id": alert_id, "change": "comment"})
+    try:
+        await lifecycle.comment(conn, alert_id, Actor.of_user(user), body.text)
+    except AlertError as err:
+        raise refused(err) from None
     cur = conn.cursor(row_factory=dict_row)
     entry = await (await cur.execute(
         "SELECT id, ts, kind, actor, details FROM alert_events WHERE alert_id = %s ORDER BY id DESC LIMIT 1",
@@ -185,27 +227,14 @@ async def comment(alert_id: int, body: CommentBody, conn: ConnDep, user: Current
 
 
 @router.post("/{alert_id}/resolve", response_model=Alert, summary="Close an alert with an outcome",
-             dependencies=[require_roles("admin", "operator", "community_worker")])
+             dependencies=[require_roles(*lifecycle.roles_for("close"))])
 async def resolve(alert_id: int, body: ResolveBody, conn: ConnDep, user: CurrentUser) -> Alert:
-    """Resolving acknowledges too, stops escalation and frees the slot for a new alert of that type."""
-    row = await _load(conn, user, alert_id, lock=True)
-    if row["closed_at"] is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"alert {alert_id} is already closed")
-    await conn.execute(
-        "UPDATE alerts SET closed_at = now(), active = false, resolution = %s,"
-        " acknowledged_at = COALESCE(acknowledged_at, now()), acknowledged_by = COALESCE(acknowledged_by, %s),"
-        " updated_at = now() WHERE id = %s",
-        (body.resolution, user.id, alert_id))
-    await conn.execute("DELETE FROM alert_timers WHERE alert_id = %s", (alert_id,))
-    await add_event(conn, alert_id, "resolved", user.username, {"resolution": body.resolution, "note": body.note})
-    await _audit(conn, user, "alert.resolve", alert_id)
-    await feed(conn, "alert", row["region_path"], row["resident_id"], {"alert_id": alert_id, "change": "resolved"})
+    """The same act as closing an escalation: a community worker must have accepted the alert first."""
+    try:
+        await lifecycle.close(conn, alert_id, Actor.of_user(user), body.resolution, body.note)
+    except AlertError as err:
+        raise refused(err) from None
     return Alert(**await _load(conn, user, alert_id))
-
-
-async def _audit(conn: ConnDep, user: User, action: str, alert_id: int) -> None:
-    await conn.execute("INSERT INTO audit_log (user_id, action, target) VALUES (%s, %s, %s)",
-                       (user.id, action, f"alert:{alert_id}"))
 
 
 class ConfirmEmergencyBody(BaseModel):
@@ -249,33 +278,16 @@ _DISPATCH_COLUMNS = ("id, alert_id, service, cause, created_at, record, text_zh,
 
 
 @router.post("/{alert_id}/confirm-emergency", response_model=Alert, status_code=status.HTTP_202_ACCEPTED,
-             summary="Confirm an emergency: dispatch 120/110 now", dependencies=[require_roles("admin", "operator")])
+             summary="Confirm an emergency: dispatch 120/110 now",
+             dependencies=[require_roles(*lifecycle.roles_for("confirm_emergency"))])
 async def confirm_emergency(alert_id: int, body: ConfirmEmergencyBody, conn: ConnDep, user: CurrentUser,
                             hub: HubDep) -> Alert:
     """The engine builds the dispatch record and calls at once; 409 if closed or already dispatched."""
-    row = await _load(conn, user, alert_id, lock=True)
-    if row["closed_at"] is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"alert {alert_id} is closed")
-    done = await (await conn.execute(
-        "SELECT id FROM alert_dispatches WHERE alert_id = %s ORDER BY id LIMIT 1", (alert_id,))).fetchone()
-    if done is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"alert {alert_id} was already dispatched ({done[0]})")
-    if body.service is not None:
-        kind = f"emergency_{body.service}"
-    else:
-        flags = await (await conn.execute(
-            "SELECT risk_flags FROM residents WHERE id = %s", (row["resident_id"],))).fetchone()
-        kind = hub.engine.emergency_kind(row["type"], row["severity"], list(flags[0]) if flags else [])
-    await conn.execute(
-        "WITH t AS (INSERT INTO alert_timers (alert_id, step, due_at, jump) VALUES (%s, 0, now(), %s)"
-        " ON CONFLICT (alert_id) DO UPDATE SET jump = EXCLUDED.jump, claimed_by = NULL, claimed_until = NULL"
-        " RETURNING 1) SELECT pg_notify(%s, '') FROM t",
-        (alert_id, kind, DUE_CHANNEL))
-    await add_event(conn, alert_id, "emergency_confirmed", user.username,
-                    {"service": kind.removeprefix("emergency_"), "note": body.note})
-    await _audit(conn, user, "alert.confirm_emergency", alert_id)
-    await feed(conn, "alert", row["region_path"], row["resident_id"],
-               {"alert_id": alert_id, "change": "emergency_confirmed"})
+    try:
+        await lifecycle.confirm_emergency(conn, alert_id, Actor.of_user(user), body.service,
+                                          hub.engine.emergency_kind, body.note)
+    except AlertError as err:
+        raise refused(err) from None
     await conn.commit()
     hub.engine.wake()
     return Alert(**await _load(conn, user, alert_id))
@@ -294,22 +306,17 @@ async def dispatches(alert_id: int, conn: ConnDep, user: CurrentUser) -> list[Di
 
 
 @router.post("/{alert_id}/dispatches/{dispatch_id}/outcome", response_model=DispatchOut,
-             summary="Record what came of a dispatch call", dependencies=[require_roles("admin", "operator")])
+             summary="Record what came of a dispatch call",
+             dependencies=[require_roles(*lifecycle.roles_for("dispatch_outcome"))])
 async def dispatch_outcome(alert_id: int, dispatch_id: int, body: DispatchOutcomeBody, conn: ConnDep,
                            user: CurrentUser) -> DispatchOut:
     """Kept on the dispatch record and on the timeline; a later report replaces the earlier outcome."""
-    row = await _load(conn, user, alert_id)
-    cur = conn.cursor(row_factory=dict_row)
-    updated = await (await cur.execute(
-        "UPDATE alert_dispatches SET outcome = %s, outcome_ref = %s, outcome_note = %s, outcome_by = %s,"  # noqa: S608
-        f" outcome_at = now() WHERE id = %s AND alert_id = %s RETURNING {_DISPATCH_COLUMNS}",
-        (body.outcome, body.reference or None, body.note, user.id, dispatch_id, alert_id))).fetchone()
-    if updated is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"dispatch {dispatch_id} of alert {alert_id} not found")
-    await add_event(conn, alert_id, "dispatch_outcome", user.username,
-                    {"dispatch_id": dispatch_id, "service": updated["service"], "outcome": body.outcome,
-                     "reference": body.reference, "note": body.note})
-    await _audit(conn, user, "alert.dispatch_outcome", alert_id)
-    await feed(conn, "alert", row["region_path"], row["resident_id"],
-               {"alert_id": alert_id, "change": "dispatch_outcome", "outcome": body.outcome})
-    return DispatchOut(**updated)
+    try:
+        await lifecycle.dispatch_outcome(conn, alert_id, dispatch_id, Actor.of_user(user), body.outcome,
+                                         body.reference, body.note)
+    except AlertError as err:
+        raise refused(err) from None
+    row = await fetch_one(conn, f"SELECT {_DISPATCH_COLUMNS} FROM alert_dispatches WHERE id = %s",  # noqa: S608
+                          (dispatch_id,))
+    assert row is not None
+    return DispatchOut(**row)

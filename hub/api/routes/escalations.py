@@ -9,17 +9,22 @@ from fastapi import APIRouter, Query
 from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
+from alerts import lifecycle
+from alerts.errors import AlertError
+from alerts.lifecycle import Actor
 from alerts.model import RESOLUTIONS
-from alerts.store import add_event, feed
 from hub.api.deps import ConnDep, CurrentUser, require_roles
-from hub.api.routes.audit import record
-from hub.api.schemas import Body, Limit, Offset, Page, bad_request, conflict, fetch_all, fetch_one, not_found, page
+from hub.api.routes.alerts import refused
+from hub.api.schemas import Body, Limit, Offset, Page, fetch_all, fetch_one, not_found, page
 from hub.users import User, scope_filter
 
 router = APIRouter(prefix="/api/escalations", tags=["escalations"])
-RESPONDERS = require_roles("admin", "operator", "community_worker")
-DISPATCHERS = require_roles("admin", "operator")
-STEPS = ("accepted", "on_the_way", "arrived", "closed")
+# Each gate is read from the lifecycle's one table of who may do what.
+VIEWERS = require_roles(*lifecycle.roles_for("accept"))
+RESPONDERS = require_roles(*lifecycle.roles_for("progress"))
+ACCEPTERS = require_roles(*lifecycle.roles_for("accept"))
+CLOSERS = require_roles(*lifecycle.roles_for("close"))
+DISPATCHERS = require_roles(*lifecycle.roles_for("assign"))
 
 
 class Escalation(BaseModel):
@@ -80,21 +85,13 @@ LEFT JOIN alert_responses p ON p.alert_id = a.id"""
 
 async def _load(conn: AsyncConnection[Any], user: User, alert_id: int) -> dict[str, Any]:
     where, params = scope_filter(user, "a.region_path", "a.resident_id")
-    row = await fetch_one(conn, f"{_SELECT} WHERE a.id = %(id)s AND {where} FOR UPDATE OF a",
-                          {"id": alert_id, **params})
+    row = await fetch_one(conn, f"{_SELECT} WHERE a.id = %(id)s AND {where}", {"id": alert_id, **params})
     if row is None:
         raise not_found("alert", alert_id)
     return row
 
 
-async def _changed(conn: AsyncConnection[Any], row: dict[str, Any], user: User, kind: str,
-                   details: dict[str, Any]) -> None:
-    await add_event(conn, row["alert_id"], kind, user.username, details)
-    await record(conn, user, f"alert.{kind}", f"alert:{row['alert_id']}")
-    await feed(conn, "alert", row["region_path"], row["resident_id"], {"alert_id": row["alert_id"], "change": kind})
-
-
-@router.get("", response_model=Page[Escalation], dependencies=[RESPONDERS],
+@router.get("", response_model=Page[Escalation], dependencies=[VIEWERS],
             summary="My escalations (assigned to or accepted by me), or every open one in my scope")
 async def list_escalations(
     conn: ConnDep, user: CurrentUser, limit: Limit = 50, offset: Offset = 0,
@@ -121,41 +118,21 @@ async def list_escalations(
              summary="Assign an alert to a community worker or operator whose scope covers it")
 async def assign(alert_id: int, body: AssignBody, conn: ConnDep, user: CurrentUser) -> Escalation:
     """Audited and on the timeline."""
-    row = await _load(conn, user, alert_id)
-    if row["closed_at"] is not None:
-        raise conflict(f"alert {alert_id} is closed")
-    target = await fetch_one(
-        conn, "SELECT id, username FROM users WHERE id = %(id)s AND NOT disabled"
-        " AND role IN ('community_worker', 'operator', 'admin')"
-        " AND (scope_path IS NULL OR %(p)s = scope_path OR %(p)s LIKE scope_path || '/%%')",
-        {"id": body.user_id, "p": row["region_path"]})
-    if target is None:
-        raise bad_request(f"user {body.user_id} cannot respond to alerts in {row['region_path']}")
-    await conn.execute("UPDATE alerts SET assigned_to = %s, updated_at = now() WHERE id = %s",
-                       (body.user_id, alert_id))
-    await _changed(conn, row, user, "assigned", {"to": target["username"], "note": body.note})
+    try:
+        await lifecycle.assign(conn, alert_id, Actor.of_user(user), body.user_id, body.note)
+    except AlertError as err:
+        raise refused(err) from None
     return Escalation(**await _load(conn, user, alert_id))
 
 
-@router.post("/{alert_id}/accept", response_model=Escalation, dependencies=[RESPONDERS],
+@router.post("/{alert_id}/accept", response_model=Escalation, dependencies=[ACCEPTERS],
              summary="Take the alert: acknowledges it and stops the escalation ladder")
 async def accept(alert_id: int, body: NoteBody, conn: ConnDep, user: CurrentUser) -> Escalation:
     """409 when someone else has already accepted it and not finished."""
-    row = await _load(conn, user, alert_id)
-    if row["closed_at"] is not None:
-        raise conflict(f"alert {alert_id} is closed")
-    if row["responder_id"] is not None and row["responder_id"] != user.id:
-        raise conflict(f"alert {alert_id} was already accepted by someone else")
-    if row["responder_id"] == user.id:
-        return Escalation(**row)
-    await conn.execute(
-        "INSERT INTO alert_responses (alert_id, user_id, state) VALUES (%s, %s, 'accepted')", (alert_id, user.id))
-    await conn.execute(
-        "UPDATE alerts SET assigned_to = %(me)s, acknowledged_at = COALESCE(acknowledged_at, now()),"
-        " acknowledged_by = COALESCE(acknowledged_by, %(me)s), updated_at = now() WHERE id = %(id)s",
-        {"me": user.id, "id": alert_id})
-    await conn.execute("DELETE FROM alert_timers WHERE alert_id = %s", (alert_id,))
-    await _changed(conn, row, user, "accepted", {"note": body.note})
+    try:
+        await lifecycle.accept(conn, alert_id, Actor.of_user(user), body.note)
+    except AlertError as err:
+        raise refused(err) from None
     return Escalation(**await _load(conn, user, alert_id))
 
 
@@ -163,41 +140,19 @@ async def accept(alert_id: int, body: NoteBody, conn: ConnDep, user: CurrentUser
              summary="Report progress: on_the_way, then arrived")
 async def progress(alert_id: int, body: ProgressBody, conn: ConnDep, user: CurrentUser) -> Escalation:
     """Steps only move forward, and only the responder who accepted may report them."""
-    row = await _load(conn, user, alert_id)
-    _mine(row, user)
-    if STEPS.index(body.state) <= STEPS.index(row["state"]):
-        raise conflict(f"the response is already {row['state']}; {body.state} would go backwards")
-    await conn.execute("UPDATE alert_responses SET state = %s, updated_at = now() WHERE alert_id = %s",
-                       (body.state, alert_id))
-    await _changed(conn, row, user, body.state, {"note": body.note})
+    try:
+        await lifecycle.progress(conn, alert_id, Actor.of_user(user), body.state, body.note)
+    except AlertError as err:
+        raise refused(err) from None
     return Escalation(**await _load(conn, user, alert_id))
 
 
-def _mine(row: dict[str, Any], user: User) -> None:
-    if row["responder_id"] != user.id:
-        raise conflict(f"accept alert {row['alert_id']} first; it is not your response")
-    if row["state"] == "closed" or row["closed_at"] is not None:
-        raise conflict(f"alert {row['alert_id']} is closed")
-
-
-@router.post("/{alert_id}/close", response_model=Escalation, dependencies=[RESPONDERS],
+@router.post("/{alert_id}/close", response_model=Escalation, dependencies=[CLOSERS],
              summary="Close the alert with an outcome")
 async def close(alert_id: int, body: CloseBody, conn: ConnDep, user: CurrentUser) -> Escalation:
     """The responder closes their own response; operators and admins may close any open alert in scope."""
-    row = await _load(conn, user, alert_id)
-    if row["closed_at"] is not None:
-        raise conflict(f"alert {alert_id} is already closed")
-    if user.role == "community_worker":
-        _mine(row, user)
-    await conn.execute(
-        "UPDATE alerts SET closed_at = now(), active = false, resolution = %(res)s,"
-        " acknowledged_at = COALESCE(acknowledged_at, now()), acknowledged_by = COALESCE(acknowledged_by, %(me)s),"
-        " updated_at = now() WHERE id = %(id)s", {"res": body.resolution, "me": user.id, "id": alert_id})
-    await conn.execute("DELETE FROM alert_timers WHERE alert_id = %s", (alert_id,))
-    await conn.execute(
-        "INSERT INTO alert_responses (alert_id, user_id, state, outcome) VALUES (%s, %s, 'closed', %s)"
-        " ON CONFLICT (alert_id) DO UPDATE SET state = 'closed', outcome = EXCLUDED.outcome, updated_at = now()",
-        (alert_id, user.id, body.resolution))
-    await _changed(conn, row, user, "resolved", {"resolution": body.resolution, "note": body.note})
+    try:
+        await lifecycle.close(conn, alert_id, Actor.of_user(user), body.resolution, body.note)
+    except AlertError as err:
+        raise refused(err) from None
     return Escalation(**await _load(conn, user, alert_id))
-

@@ -199,3 +199,11 @@ def make_notification() -> Callable[..., Notification]:
         return Notification(**values)
 
     return make
+
+
+LINKS = {
+    "seen": "https://care.example.org/a/4711/4711.Zg.sms.1750086400.abc?do=seen",
+    "coming": "https://care.example.org/a/4711/4711.Zg.sms.1750086400.abc?do=coming",
+    "page": "https://care.example.org/a/4711/4711.Zg.sms.1750086400.abc",
+}
+"""Action links as the engine puts them on a notification (alerts/actions.py makes real ones)."""

@@ -13,6 +13,7 @@ import pytest
 from alerts.channels import load_channels, parse_channel_config
 from alerts.channels.dingtalk import Config, build
 from hub.errors import ConfigError
+from tests.alerts.channels.conftest import LINKS
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 SECRET = "SEC0123456789abcdef0123456789abcdef+/="
@@ -160,3 +161,13 @@ def test_token_must_not_be_a_url() -> None:
 
 def test_default_endpoint_is_dingtalk() -> None:
     assert Config(access_token=TOKEN).base_url == "https://oapi.dingtalk.com/robot/send"
+
+
+@pytest.mark.anyio
+async def test_action_links_are_in_the_message(receiver, fast, make_notification) -> None:
+    channel = build(config(receiver.url("/robot/send")), services=fast.services())
+    assert (await channel.send(make_notification(actions=LINKS))).ok
+    await channel.aclose()
+    text = receiver.requests[0].json()["markdown"]["text"]
+    assert f"[收到 / Seen]({LINKS['seen']})" in text and f"[我去处理 / On my way]({LINKS['coming']})" in text
+    assert text.endswith("@13800138000")  # the mention stays last, where DingTalk looks for it

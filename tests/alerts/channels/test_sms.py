@@ -10,6 +10,7 @@ from alerts.channels import load_channels, parse_channel_config
 from alerts.channels.base import Recipient
 from alerts.channels.sms import Config, build
 from hub.errors import ConfigError
+from tests.alerts.channels.conftest import LINKS
 
 
 @pytest.fixture
@@ -166,3 +167,16 @@ def test_config_errors(overrides: dict[str, object], message: str) -> None:
     data.update(overrides)
     with pytest.raises(ConfigError, match=r"'sms-gw' config: .*" + message):
         parse_channel_config(data, load_channels())
+
+
+@pytest.mark.anyio
+async def test_action_links_follow_the_text_and_are_never_cut(receiver, fast, make_notification) -> None:
+    channel = build(config(receiver.url("/v1/sms"), max_text_chars=300), services=fast.services())
+    result = await channel.send(make_notification(text="很长的消息" * 100, actions=LINKS))
+    await channel.aclose()
+    assert result.ok, result
+    text = receiver.requests[0].json()["content"]["text"]
+    head, *lines = text.split("\n")
+    assert lines == [f"收到 / Seen: {LINKS['seen']}", f"我去处理 / On my way: {LINKS['coming']}",
+                     f"详情 / Details: {LINKS['page']}"]
+    assert head.endswith("…") and len(head) > 10 and len(text) <= 300

@@ -20,6 +20,7 @@ from alerts.channels import load_channels, parse_channel_config
 from alerts.channels.base import Recipient
 from alerts.channels.smtp import Config, build
 from hub.errors import ConfigError
+from tests.alerts.channels.conftest import LINKS
 
 
 @pytest.fixture
@@ -257,3 +258,13 @@ def test_config_rules() -> None:
         )
     with pytest.raises(ConfigError, match=r"field 'sender'"):
         parse_channel_config({"type": "smtp", "host": "mail", "sender": "not an address"}, registry)
+
+
+@pytest.mark.anyio
+async def test_action_links_are_in_the_mail(inbox, smtp_port, fast, make_notification) -> None:
+    channel = build(config(smtp_port), services=fast.services())
+    assert (await channel.send(make_notification(actions=LINKS))).ok
+    await channel.aclose()
+    body = inbox.message().get_content()
+    assert f"收到 / Seen: {LINKS['seen']}\n我去处理 / On my way: {LINKS['coming']}\n详情 / Details: {LINKS['page']}" \
+        in body

@@ -14,6 +14,7 @@ from alerts.channels import load_channels, parse_channel_config
 from alerts.channels.base import Recipient
 from alerts.channels.webhook import Config, build
 from hub.errors import ConfigError
+from tests.alerts.channels.conftest import LINKS
 
 SECRET = "s3cret-for-tests-0123456789"
 
@@ -216,3 +217,13 @@ def test_config_errors_name_channel_and_field() -> None:
         parse_channel_config(
             {"type": "webhook", "url": "http://x/", "timeout_s": 10, "deadline_s": 5}, registry
         )
+
+
+@pytest.mark.anyio
+async def test_action_links_are_in_the_payload(receiver, fast, make_notification) -> None:
+    channel = build(config(receiver.url("/hook")), services=fast.services())
+    assert (await channel.send(make_notification(actions=LINKS))).ok
+    assert (await channel.send(make_notification())).ok
+    await channel.aclose()
+    assert receiver.requests[0].json()["actions"] == LINKS
+    assert receiver.requests[1].json()["actions"] is None

@@ -10,6 +10,7 @@ from alerts.channels import load_channels, parse_channel_config
 from alerts.channels.base import Recipient
 from alerts.channels.wecom import Config, build
 from hub.errors import ConfigError
+from tests.alerts.channels.conftest import LINKS
 
 ROBOT_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 
@@ -164,3 +165,17 @@ def test_key_must_not_be_a_url() -> None:
 
 def test_default_endpoint_is_wecom() -> None:
     assert Config(key=ROBOT_KEY).base_url == "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
+
+
+@pytest.mark.anyio
+async def test_action_links_in_markdown_and_text(receiver, fast, make_notification) -> None:
+    for msgtype in ("markdown", "text"):
+        channel = build(config(receiver.url("/cgi-bin/webhook/send"), msgtype=msgtype), services=fast.services())
+        assert (await channel.send(make_notification(text="长" * 3000, actions=LINKS))).ok
+        await channel.aclose()
+    markdown = receiver.requests[0].json()["markdown"]["content"]
+    text = receiver.requests[1].json()["text"]["content"]
+    assert markdown.endswith(f"[收到 / Seen]({LINKS['seen']})  ·  [我去处理 / On my way]({LINKS['coming']})"
+                             f"  ·  [详情 / Details]({LINKS['page']})")
+    assert text.endswith(f"详情 / Details: {LINKS['page']}") and f"收到 / Seen: {LINKS['seen']}" in text
+    assert len(text.encode()) <= 2048

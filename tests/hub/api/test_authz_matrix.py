@@ -74,11 +74,11 @@ def alert(suffix: str, body: Any = None) -> Make:
     return make
 
 
-def escalation(suffix: str, body: Any = None, accepted: bool = False) -> Make:
+def escalation(suffix: str, body: Any = None, accepted: bool = False, prefix: str = "/api/escalations") -> Make:
     """A fresh alert, optionally already accepted by the caller."""
     async def make(s: Scene, role: str, target: str) -> Req:
         responder = s.user_ids[USERS[role][0]] if accepted else None
-        return Req(f"/api/escalations/{await s.alert(target, responder=responder)}{suffix}", json=body)
+        return Req(f"{prefix}/{await s.alert(target, responder=responder)}{suffix}", json=body)
     return make
 
 
@@ -191,6 +191,11 @@ MATRIX: dict[tuple[str, str], Case | None] = {
     ("GET", "/docs/oauth2-redirect"): None,
     ("GET", "/redoc"): None,
     ("MOUNT", "/static"): None,
+    # Signed action links and SMS replies: no login, each checked by its signature or shared secret
+    # (tests/hub/api/test_actions.py).
+    ("GET", "/a/{alert_id}/{token}"): None,
+    ("POST", "/a/{alert_id}/{token}"): None,
+    ("POST", "/a/sms-inbound"): None,
     ("GET", "/api/auth/me"): unscoped(ALL, "/api/auth/me"),
     ("POST", "/api/auth/logout"): Case(ALL, _logout, scoped=False),
     ("GET", "/api/alerts"): unscoped(ALL, "/api/alerts"),
@@ -198,7 +203,9 @@ MATRIX: dict[tuple[str, str], Case | None] = {
     ("GET", "/api/alerts/{alert_id}/timeline"): Case(ALL, alert("/timeline")),
     ("POST", "/api/alerts/{alert_id}/ack"): Case(ALL, alert("/ack", {"via": "console"})),
     ("POST", "/api/alerts/{alert_id}/comment"): Case(ALL, alert("/comment", {"text": "called the son"})),
-    ("POST", "/api/alerts/{alert_id}/resolve"): Case(STAFF, alert("/resolve", {"resolution": "false_alarm"})),
+    # Resolving is closing: the same rule (a community worker accepts first), see test_lifecycle.py.
+    ("POST", "/api/alerts/{alert_id}/resolve"): Case(
+        STAFF, escalation("/resolve", {"resolution": "false_alarm"}, accepted=True, prefix="/api/alerts")),
     # Routes of the alert-engine module (dispatch to 120/110, policies, SLA).
     ("POST", "/api/alerts/{alert_id}/confirm-emergency"): Case(MANAGERS, alert("/confirm-emergency", {})),
     ("GET", "/api/alerts/{alert_id}/dispatches"): Case(STAFF, alert("/dispatches")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from typing import Any
 
@@ -109,3 +110,113 @@ async def test_contract_create_resident_and_device_then_revoke(scene: Scene, run
         bad = await http.post("/api/devices", json={"id": "bad id!", "type": "wristband", "resident_id": "R9"})
         assert bad.status_code == 422 and "Traceback" not in bad.text
     assert running_hub.bindings._known["WB9"].active is False
+
+
+async def _tokens(scene: Scene, users: int) -> list[tuple[str, str]]:
+    """(token, community) for `users` fresh community workers, half in each community; tokens made directly."""
+    out = []
+    for n in range(users):
+        community = IN_COMMUNITY if n % 2 == 0 else OUT_COMMUNITY
+        rows = await scene.sql("INSERT INTO users (username, password_hash, role, scope_path)"
+                               " VALUES (%s, '!', 'community_worker', %s) RETURNING id", (f"load-{n}", community))
+        token = f"load-token-{n}-{scene.db_url[-8:]}"
+        await scene.sql("INSERT INTO auth_tokens (token_hash, user_id, expires_at) VALUES (%s, %s, now() + interval"
+                        " '1 hour')", (hashlib.sha256(token.encode()).digest(), rows[0][0]))
+        out.append((token, community))
+    return out
+
+
+async def _db_load(scene: Scene) -> tuple[int, int]:
+    """(committed transactions in the test database, scans of feed_events) as the statistics show them."""
+    rows = await scene.sql(
+        "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),"
+        " (SELECT COALESCE(idx_scan, 0) + seq_scan FROM pg_stat_user_tables WHERE relname = 'feed_events')")
+    return int(rows[0][0]), int(rows[0][1])
+
+
+async def _window(scene: Scene, events: int, seconds: float) -> tuple[int, int]:
+    """Publish `events` alerts (alternating communities) over `seconds`; the database load they caused."""
+    await asyncio.sleep(STATS_SETTLE_S)  # backends report statistics up to 10 s late (PostgreSQL 15)
+    xacts, scans = await _db_load(scene)
+    for n in range(events):
+        region, resident = (IN_COMMUNITY, "IN-R") if n % 2 == 0 else (OUT_COMMUNITY, "OUTSIDE-R")
+        await _publish(scene, region, resident, 1000 + n)
+        await asyncio.sleep(seconds / events)
+    await asyncio.sleep(STATS_SETTLE_S)
+    xacts_after, scans_after = await _db_load(scene)
+    return xacts_after - xacts, scans_after - scans
+
+
+STATS_SETTLE_S = 11.0
+
+
+async def test_database_load_does_not_grow_with_the_number_of_streams(scene: Scene, running_hub: Any) -> None:
+    """One stream or 200: the same queries; every stream still gets exactly the events in its scope."""
+    tokens = await _tokens(scene, 25)
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+    async with httpx.AsyncClient(base_url=scene.base, timeout=60, limits=limits) as http:
+        async def stream(token: str, got: list[int], ready: asyncio.Event) -> None:
+            async with http.stream("GET", "/api/feed", params={"access_token": token}) as res:
+                assert res.status_code == 200
+                async for line in res.aiter_lines():
+                    if line.startswith(": feed"):
+                        ready.set()
+                    elif line.startswith("data: "):
+                        got.append(json.loads(line[6:])["payload"]["alert_id"])
+
+        async def open_streams(count: int) -> tuple[list[asyncio.Task[None]], list[tuple[str, list[int]]]]:
+            tasks, seen = [], []
+            for n in range(count):
+                token, community = tokens[n // 8]
+                got: list[int] = []
+                ready = asyncio.Event()
+                tasks.append(asyncio.create_task(stream(token, got, ready)))
+                await asyncio.wait_for(ready.wait(), 30)
+                seen.append((community, got))
+            return tasks, seen
+
+        figures = {}
+        for count in (1, 200):
+            tasks, seen = await open_streams(count)
+            try:
+                xacts, scans = await _window(scene, 20, 4.0)  # its settling time lets every stream catch up
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for community, got in seen:
+                wanted = [1000 + n for n in range(20) if (n % 2 == 0) == (community == IN_COMMUNITY)]
+                assert got == wanted
+            figures[count] = (xacts, scans)
+            print(f"\nFEED LOAD streams={count} events=20 window=4s+settle: {xacts} transactions,"
+                  f" {scans} feed_events scans")
+    # The publisher's 20 transactions plus the listener's reads and the hub's own background work; per-stream
+    # polling (the old feed, 2 reads a second per stream) would add about 1,600 scans with 200 streams.
+    (xacts1, scans1), (xacts200, scans200) = figures[1], figures[200]
+    assert scans200 <= scans1 + 20
+    assert xacts200 <= xacts1 + 60
+
+
+async def _lines(res: httpx.Response) -> list[str]:
+    return [line async for line in res.aiter_lines()]
+
+
+async def test_a_revoked_login_ends_its_stream(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+    """All streams' tokens are checked together by the broadcaster; a logged-out one's stream ends."""
+    from hub.api.routes import feed as feed_route
+
+    monkeypatch.setattr(feed_route, "RECHECK_TOKEN_S", 0.2)
+    monkeypatch.setattr(feed_route, "SAFETY_FETCH_S", 0.2)
+    worker = scene.headers["community_worker"]
+    async with httpx.AsyncClient(base_url=scene.base, timeout=30) as http:
+        other = await scene.token("op-futian")
+        async with http.stream("GET", "/api/feed", headers=worker) as res, \
+                http.stream("GET", "/api/feed", headers=other) as kept:
+            assert (res.status_code, kept.status_code) == (200, 200)
+            assert (await http.post("/api/auth/logout", headers=worker)).status_code in (200, 204)
+            # The server closes the stream (a hang here means the revoked login kept streaming).
+            lines = await asyncio.wait_for(_lines(res), 10)
+            assert lines[0] == "retry: 2000"
+            await _publish(scene, IN_COMMUNITY, "IN-R", 7)
+            [event] = await asyncio.wait_for(_read(kept, 1), 10)
+    assert event["data"]["payload"]["alert_id"] == 7
