@@ -1,4 +1,4 @@
-"""Command line: `python -m hub run | worker | escalation | config | migrate`."""
+"""Command line: `python -m hub run | worker | escalation | config | migrate | import`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("escalation", help="run the escalation engine in its own process (ELDERCARE_DB_URL required)")
     sub.add_parser("config", help="print the effective configuration, secrets masked")
     sub.add_parser("migrate", help="apply database migrations to ELDERCARE_DB_URL")
+    imp = sub.add_parser("import", help="import a roster (CSV or XLSX) into ELDERCARE_DB_URL")
+    imp.add_argument("file", help="the roster (.csv or .xlsx; template: GET /api/imports/template.xlsx)")
+    imp.add_argument("--dry-run", action="store_true", help="check every row and report, write nothing")
+    imp.add_argument("--credentials", help="where new devices' broker passwords go (default: beside FILE)")
     args = parser.parse_args(argv)
 
     from hub import logs
@@ -31,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(settings.masked(), indent=2, ensure_ascii=False))
             return 0
         logs.setup(settings.log_level)
+        if args.command == "import":
+            from hub.imports import cli
+
+            return cli.main(settings, args.file, args.dry_run, args.credentials)
         if args.command == "migrate":
             if settings.db_url is None:
                 raise ConfigError("ELDERCARE_DB_URL is not set")

@@ -26,6 +26,7 @@ from hub.api.routes import (
     feed,
     health,
     history,
+    imports,
     metrics,
     policies,
     regions,
@@ -106,7 +107,7 @@ def create_app(hub: Hub) -> FastAPI:
         return JSONResponse({"detail": "internal error; see the hub log"}, status_code=500)
 
     for module in (health, metrics, auth, alerts, regions, residents, devices, history, visits, users, feed, audit,
-                   exports, dead_letters, escalations, policies, sla, safe_zones):
+                   exports, dead_letters, escalations, policies, sla, safe_zones, imports):
         app.include_router(module.router)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
