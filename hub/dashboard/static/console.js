@@ -151,6 +151,7 @@ async function showDetail(id) {
     $(a_).hidden = !href; if (href) $(a_).href = href;
   }
   const open = !a.closed_at;
+  await act(loadAssignees);  // workers added since login can be assigned at once
   fillAssignees(a.region_path);
   $("btn-ack").hidden = !open || !!a.acknowledged_at;
   $("btn-resolve").disabled = !open; $("btn-assign").disabled = !open;
