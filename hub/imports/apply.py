@@ -187,22 +187,27 @@ async def _devices(conn: AsyncConnection[Any], rows: list[RosterRow], result: Ch
     have = {d["id"]: d for d in await _rows(
         conn, "SELECT id, type, resident_id, household_id, room, status, meta FROM devices WHERE id = ANY(%s)",
         ([r.device.id for r in wanted if r.device],))}
-    for r in wanted:
-        assert r.device is not None
-        d = have.get(r.device.id)
-        if d is not None and (d["status"], d["type"], d["resident_id"], d["household_id"], d["room"]) == (
-                "active", r.device.type, r.resident_id, None, r.device.room):
-            result.counts["devices_unchanged"] += 1
-            continue
-        # Through the same provisioning code as the API: one place decides what a bound device is.
-        binding = await provision(conn, r.device.id, r.device.type, resident_id=r.resident_id,
-                                  room=r.device.room, meta=d["meta"] if d else None)
-        result.bindings.append(binding)
-        if d is None or d["status"] != "active":
-            result.counts["devices_created" if d is None else "devices_reactivated"] += 1
-            result.new_devices.append(r.device.id)
-        else:
-            result.counts["devices_moved"] += 1
+    # Pipeline mode: each provisioning's insert travels with its read-back, one round trip per device.
+    async with conn.pipeline():
+        for r in wanted:
+            await _device(conn, r, have.get(r.device.id) if r.device else None, result)
+
+
+async def _device(conn: AsyncConnection[Any], r: RosterRow, d: dict[str, Any] | None, result: ChunkResult) -> None:
+    assert r.device is not None
+    if d is not None and (d["status"], d["type"], d["resident_id"], d["household_id"], d["room"]) == (
+            "active", r.device.type, r.resident_id, None, r.device.room):
+        result.counts["devices_unchanged"] += 1
+        return
+    # Through the same provisioning code as the API: one place decides what a bound device is.
+    binding = await provision(conn, r.device.id, r.device.type, resident_id=r.resident_id,
+                              room=r.device.room, meta=d["meta"] if d else None)
+    result.bindings.append(binding)
+    if d is None or d["status"] != "active":
+        result.counts["devices_created" if d is None else "devices_reactivated"] += 1
+        result.new_devices.append(r.device.id)
+    else:
+        result.counts["devices_moved"] += 1
 
 
 async def apply_chunk(conn: AsyncConnection[Any], user: User | None, rows: list[RosterRow]) -> ChunkResult:
