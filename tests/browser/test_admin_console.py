@@ -147,7 +147,7 @@ async def test_done_when_path(running_hub, world, devices, settings, chromium, a
     await page.select_option("#assign-to", str(worker["id"]))
     await page.click("#btn-assign")
     await page.wait_for_selector("#timeline li.tl-assigned", timeout=10_000)
-    await shot(page, "console.png", tmp_path)
+    await shot(page, "console-alerts.png", tmp_path)
     await context.close()
 
     # ...who accepts it on a phone-sized screen and works it through.
