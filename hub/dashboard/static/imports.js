@@ -24,6 +24,7 @@ function showImport(j) {
   $("import-bar").className = j.error_count ? "short" : "ok";
   $("import-counts").replaceChildren(...Object.entries(j.counts).sort().flatMap(([k, v]) => [el("dt", {}, t("c_" + k)), el("dd", { "data-count": k }, "" + v)]));
   $("import-creds").hidden = !j.credentials_ready;
+  $("import-errors").hidden = !j.errors.length;
   tableRows("import-errors", j.errors.map((e) => el("tr", {}, el("td", {}, "" + e.row), el("td", {}, colName(e.column)), el("td", {}, e.reason))));
 }
 
