@@ -166,8 +166,10 @@ async def test_done_when_path(running_hub, world, devices, settings, chromium, a
     await shot(phone, "console-phone.png", tmp_path)
     await phone.click("#escalations button.arrived")
     await phone.wait_for_selector("#escalations button.close")
+    await phone.select_option("#escalations .esc-resolution", "visited_at_home")
     await phone.click("#escalations button.close")
     await phone.wait_for_selector("#escalations tbody tr td.state:text-is('已关闭')")
-    assert (await cw.get("/api/escalations"))["items"][0]["state"] == "closed"
+    closed = (await cw.get("/api/escalations"))["items"][0]
+    assert closed["state"] == "closed" and closed["outcome"] == "visited_at_home"
     await context.close()
     assert not errors, errors

@@ -72,11 +72,12 @@ function fillAlertFilters(items) {
   if (sel.options.length <= 1 && communities.length) {
     for (const c of communities) sel.append(el("option", { value: c.path }, c.name || c.path));
   }
-  const tsel = $("alert-type");
-  for (const a of items) {
-    if (alertTypes.has(a.type)) continue;
-    alertTypes.add(a.type); tsel.append(el("option", { value: a.type }, tt("t_", a.type)));
-  }
+  // Rebuilt each time, so the labels follow a language switch.
+  const tsel = $("alert-type"), keep = tsel.value;
+  for (const a of items) alertTypes.add(a.type);
+  tsel.replaceChildren(el("option", { value: "" }, t("all_types")),
+    ...[...alertTypes].sort().map((k) => el("option", { value: k }, tt("t_", k))));
+  tsel.value = keep;
 }
 
 async function loadAlerts() {
@@ -234,7 +235,12 @@ async function loadEscalations() {
     if (!e.closed_at && !e.responder_id) td.append(el("button", { type: "button", class: "step accept", onclick: () => post("accept", {}) }, t("accept")));
     if (mine && e.state === "accepted") td.append(el("button", { type: "button", class: "step on-the-way", onclick: () => post("progress", { state: "on_the_way" }) }, t("on_the_way")));
     if (mine && e.state === "on_the_way") td.append(el("button", { type: "button", class: "step arrived", onclick: () => post("progress", { state: "arrived" }) }, t("arrived")));
-    if (mine && !e.closed_at) td.append(el("button", { type: "button", class: "step close", onclick: () => post("close", { resolution: $("resolution").value }) }, t("close")));
+    if (mine && !e.closed_at) {
+      // The outcome is chosen where the alert is closed, on the phone as at the desk.
+      const outcome = el("select", { class: "esc-resolution" }, ...["resident_fine", "visited_at_home", "taken_to_hospital",
+        "police_involved", "false_alarm", "device_fault"].map((r) => el("option", { value: r }, t("res_" + r))));
+      td.append(outcome, el("button", { type: "button", class: "step close", onclick: () => post("close", { resolution: outcome.value }) }, t("close")));
+    }
     body.append(el("tr", { class: "sev-" + e.severity },
       el("td", {}, "" + e.alert_id), el("td", {}, tt("t_", e.type)),
       el("td", {}, el("a", { href: "#", onclick: (ev) => { ev.preventDefault(); openResident(e.resident_id); } }, e.resident_name)),

@@ -299,6 +299,7 @@ $("bind-cancel").addEventListener("click", () => { $("f-bind").hidden = true; })
 // ---- users -------------------------------------------------------------------------------------------------------
 
 async function loadUsers() {
+  $("f-user").hidden = me.role !== "admin";  // operators may list accounts; only admins change them
   const page = await api("/api/users?limit=200");
   tableRows("t-users", page.items.map((u) => el("tr", { class: "pick", onclick: () => {
     const f = $("f-user"); f.reset(); clearErrors(f); fillForm(f, { ...u, password: "" }); setMode(f, u.username); f.dataset.userId = u.id;
