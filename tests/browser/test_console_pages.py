@@ -214,5 +214,18 @@ async def test_worker_on_a_phone_records_a_visit_and_calls_a_contact(running_hub
     links = await page.eval_on_selector_all("#res-contacts a[href^='tel:']", "els => els.map(e => e.href)")
     assert links == ["tel:13800000001", "tel:13800000002"]
     await _no_sideways_scroll(page)
+
+    # The worker edits a resident of their community (as the API allows), and sees nothing else to manage.
+    await page.click("#tabs [data-view=manage]")
+    await page.wait_for_selector("#m-residents:not([hidden]) #t-residents tbody tr")
+    assert await page.locator("#manage-tabs [data-manage=devices]").is_hidden()
+    assert await page.locator("#manage-tabs [data-manage=users]").is_hidden()
+    await page.click("#t-residents td:text-is('R1')")
+    await page.wait_for_selector("#f-resident[data-editing='R1']")
+    await page.fill("#f-resident [name=medical_notes]", "糖尿病，每日注射胰岛素")
+    await page.click("#f-resident button[type=submit]")
+    await page.wait_for_selector("#f-resident:not([data-editing='R1'])")
+    assert (await cw.get("/api/residents/R1"))["medical_notes"] == "糖尿病，每日注射胰岛素"
+    await _no_sideways_scroll(page)
     await context.close()
     assert not errors, errors

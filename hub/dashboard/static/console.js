@@ -421,7 +421,7 @@ async function loggedIn() {
   const manager = ["admin", "operator"].includes(me.role);
   for (const v of ["escalations", "visits", "fleet", "sla", "overview", "manage", "import"]) {
     document.querySelector(`#tabs [data-view=${v}]`).hidden = !staff ||
-      (["sla", "manage", "import"].includes(v) && !manager);
+      (["sla", "import"].includes(v) && !manager);
   }
   $("wall").hidden = !staff;
   document.body.classList.toggle("worker", me.role === "community_worker");

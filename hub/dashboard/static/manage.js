@@ -68,7 +68,13 @@ function tableRows(id, rows) {
 
 // ---- sub-pages ---------------------------------------------------------------------------------------------------
 
+// Community workers may edit the households and residents of their community (the API says so), nothing else.
+const WORKER_PARTS = ["households", "residents"];
+
 async function loadManage() {
+  const worker = me.role === "community_worker";
+  document.querySelectorAll("#manage-tabs button").forEach((b) => { b.hidden = worker && !WORKER_PARTS.includes(b.dataset.manage); });
+  if (worker && !WORKER_PARTS.includes(managePart)) managePart = "residents";
   document.querySelectorAll("#manage-tabs button").forEach((b) => b.classList.toggle("active", b.dataset.manage === managePart));
   document.querySelectorAll(".manage").forEach((d) => { d.hidden = d.id !== "m-" + managePart; });
   regionsCache = (await api("/api/regions?limit=200")).items;
