@@ -229,3 +229,32 @@ async def test_worker_on_a_phone_records_a_visit_and_calls_a_contact(running_hub
     await _no_sideways_scroll(page)
     await context.close()
     assert not errors, errors
+
+
+async def test_dry_run_import_pages_through_every_bad_row(running_hub, world, settings, chromium, api_as,
+                                                          tmp_path) -> None:
+    await world.region_tree()
+    await world.user("op", "operator", scope_path="sz/futian")
+    roster = tmp_path / "roster.csv"
+    lines = ["Resident ID,Name,Birth year,Household ID,Community"]
+    lines += [f"R{i},Elder {i},{'19x0' if i % 2 else '1940'},H{i},sz/futian/lianhua" for i in range(500)]
+    roster.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    errors: list[str] = []
+    base = f"http://127.0.0.1:{settings.api_port}"
+    context, page = await open_console(chromium, base, "op", "op-pw", lang="en", errors=errors)
+    await page.click("#tabs [data-view=import]")
+    await page.set_input_files("#import-file", str(roster))
+    await page.check("#import-dry")
+    await page.click("#import-go")
+    await page.wait_for_selector("#import-state[data-state=done]", timeout=60_000)
+    assert await page.locator("#import-errors tbody tr").count() == 200
+    assert await page.text_content("#import-errors tbody tr td") == "3"  # the spreadsheet's row number
+    await page.click("#import-more")
+    await page.wait_for_selector("#import-prev:not([hidden])")
+    await page.wait_for_function("document.querySelectorAll('#import-errors tbody tr').length === 50")
+    api = await api_as("op", "op-pw")
+    (job,) = await api.get("/api/imports")
+    assert job["dry_run"] and job["error_count"] == 250 and job["counts"]["residents_created"] == 250
+    assert (await api.get("/api/residents"))["items"] == []  # a dry run writes nothing
+    await context.close()
+    assert not errors, errors

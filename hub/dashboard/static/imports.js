@@ -2,6 +2,7 @@
 "use strict";
 let importJob = null;
 let importTimer = null;
+let errorOffset = 0;  // which page of bad rows is shown
 
 // Downloads need the bearer token, so they are fetched and handed to the browser as a blob.
 async function download(path, filename) {
@@ -25,6 +26,8 @@ function showImport(j) {
   $("import-counts").replaceChildren(...Object.entries(j.counts).sort().flatMap(([k, v]) => [el("dt", {}, t("c_" + k)), el("dd", { "data-count": k }, "" + v)]));
   $("import-creds").hidden = !j.credentials_ready;
   $("import-errors").hidden = !j.errors.length;
+  $("import-more").hidden = j.next_error_offset == null;
+  $("import-prev").hidden = errorOffset === 0;
   tableRows("import-errors", j.errors.map((e) => el("tr", {}, el("td", {}, "" + e.row), el("td", {}, colName(e.column)), el("td", {}, e.reason))));
 }
 
@@ -33,7 +36,7 @@ function colName(key) { return t("col_" + key) === "col_" + key ? key : t("col_"
 async function pollImport() {
   clearTimeout(importTimer);
   if (!importJob) return;
-  const j = await api(`/api/imports/${importJob}?error_limit=200`);
+  const j = await api(`/api/imports/${importJob}?error_limit=200&error_offset=${errorOffset}`);
   showImport(j);
   if (j.state === "queued" || j.state === "running") importTimer = setTimeout(() => act(pollImport), 1000);
 }
@@ -42,6 +45,8 @@ async function loadImport() {
   if (importJob) await pollImport();
 }
 
+$("import-more").addEventListener("click", () => { errorOffset += 200; act(pollImport); });
+$("import-prev").addEventListener("click", () => { errorOffset = Math.max(0, errorOffset - 200); act(pollImport); });
 $("tpl-xlsx").addEventListener("click", () => act(() => download("/api/imports/template.xlsx", "roster-template.xlsx")));
 $("tpl-csv").addEventListener("click", () => act(() => download("/api/imports/template.csv", "roster-template.csv")));
 $("import-creds").addEventListener("click", () => act(async () => {
@@ -58,7 +63,7 @@ $("f-import").addEventListener("submit", (ev) => {
     body.append("file", file);
     body.append("dry_run", $("import-dry").checked ? "true" : "false");
     const j = await api("/api/imports", { method: "POST", body });
-    importJob = j.id;
+    importJob = j.id; errorOffset = 0;
     showImport(j);
     await pollImport();
   });
