@@ -61,31 +61,47 @@ async def create_job(conn: psycopg.AsyncConnection[Any], user: User | None, file
 
 
 class _Credentials:
-    """Issues broker accounts for new devices in batches and writes their passwords to a private CSV file."""
+    """Issues broker accounts for new devices in batches and writes their passwords to a private CSV file.
+
+    A batch is hashed and written in a thread while the next chunks are imported; batches run one at a time.
+    """
 
     def __init__(self, store: CredentialStore | None, path: Path | None) -> None:
         self.store, self.path = store, path
         self.pending: list[str] = []
         self.written = 0
+        self.running: asyncio.Task[None] | None = None
 
     async def add(self, device_ids: list[str], final: bool = False) -> None:
         self.pending += device_ids
         if self.pending and (final or len(self.pending) >= CREDENTIAL_BATCH):
-            await self.flush()
+            ids, self.pending = self.pending, []
+            await self.wait()
+            self.running = asyncio.create_task(self._flush(ids))
+        if final:
+            await self.wait()
 
-    async def flush(self) -> None:
+    async def wait(self) -> None:
+        if self.running is not None:
+            task, self.running = self.running, None
+            await task
+
+    async def _flush(self, ids: list[str]) -> None:
         if self.store is None or self.path is None:
             return
-        ids, self.pending = self.pending, []
-        passwords = await asyncio.to_thread(issue_credentials, self.store, ids)
-        new = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        await asyncio.to_thread(self._write, self.store, self.path, ids)
+        self.written += len(ids)
+
+    @staticmethod
+    def _write(store: CredentialStore, path: Path, ids: list[str]) -> None:
+        passwords = issue_credentials(store, ids)
+        new = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", newline="") as f:
             writer = csv.writer(f)
             if new:
                 writer.writerow(["device_id", "mqtt_username", "mqtt_password"])
             writer.writerows((d, d, passwords[d]) for d in ids)
-        self.written += len(ids)
 
 
 async def _record_progress(conn: psycopg.AsyncConnection[Any], job_id: int, processed: int, errors: list[RowError],
