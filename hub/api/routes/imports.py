@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -51,6 +52,16 @@ class ImportJob(BaseModel):
     credentials_ready: bool
     errors: list[RowProblem]
     next_error_offset: int | None
+
+
+def _take_file(path: Path) -> bytes:
+    """Move aside, read, delete: of two downloads at once only one gets the passwords (the other's rename fails)."""
+    taken = path.with_name(f"{path.name}.{secrets.token_hex(8)}")
+    path.rename(taken)
+    try:
+        return taken.read_bytes()
+    finally:
+        taken.unlink()
 
 
 def _workdir(hub: Any) -> Path:
@@ -173,11 +184,11 @@ async def credentials(job_id: int, conn: ConnDep, user: CurrentUser, hub: HubDep
     row = await _load(conn, user, job_id)
     if row["created_by"] != user.id:
         raise not_found("import", job_id)
-    path = _credentials_path(hub, job_id)
-    if not path.exists():
-        raise HTTPException(status.HTTP_410_GONE, "no passwords to show: none were issued, or already downloaded")
-    body = path.read_bytes()
-    path.unlink()
+    try:
+        body = await asyncio.to_thread(_take_file, _credentials_path(hub, job_id))
+    except FileNotFoundError:
+        raise HTTPException(status.HTTP_410_GONE,
+                            "no passwords to show: none were issued, or already downloaded") from None
     await conn.execute("INSERT INTO audit_log (user_id, action, target) VALUES (%s, 'import.credentials', %s)",
                        (user.id, f"import:{job_id}"))
     return Response(body, media_type="text/csv; charset=utf-8",
