@@ -28,8 +28,12 @@ from hub.api.routes import (
     feed,
     health,
     history,
+    imports,
     metrics,
+    overview,
     policies,
+    qr,
+    region_outlines,
     regions,
     residents,
     safe_zones,
@@ -116,7 +120,8 @@ def create_app(hub: Hub) -> FastAPI:
         return JSONResponse({"detail": "internal error; see the hub log"}, status_code=500)
 
     for module in (health, metrics, auth, alerts, regions, residents, devices, history, visits, users, feed, audit,
-                   exports, dead_letters, escalations, policies, sla, safe_zones, actions):
+                   exports, dead_letters, escalations, policies, sla, safe_zones, actions, imports, overview, qr,
+                   region_outlines):
         app.include_router(module.router)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

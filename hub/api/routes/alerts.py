@@ -14,6 +14,7 @@ from alerts.dispatch import DISPATCH_OUTCOMES
 from alerts.errors import AlertError, AlertNotFound, TransitionConflict, TransitionForbidden, TransitionInvalid
 from alerts.lifecycle import Actor
 from alerts.model import RESOLUTIONS
+from hub.api.alert_list import ListedPage, list_page
 from hub.api.deps import ConnDep, CurrentUser, HubDep, require_roles
 from hub.api.schemas import fetch_one
 from hub.users import User, scope_filter
@@ -102,7 +103,7 @@ async def _load(conn: ConnDep, user: User, alert_id: int) -> dict[str, Any]:
     return row
 
 
-@router.get("", response_model=AlertPage, summary="List alerts in your scope, newest first")
+@router.get("", response_model=ListedPage, summary="List alerts in your scope: urgent first, then newest")
 async def list_alerts(
     conn: ConnDep,
     user: CurrentUser,
@@ -110,31 +111,15 @@ async def list_alerts(
     type: Annotated[str | None, Query(max_length=40, description="alert type")] = None,
     severity: Annotated[str | None, Query(max_length=10)] = None,
     resident_id: Annotated[str | None, Query(max_length=64)] = None,
+    community: Annotated[str | None, Query(max_length=120, description="a region path and everything below")] = None,
+    q: Annotated[str | None, Query(max_length=60, description="the elder's name, or their or a contact's phone")]
+    = None,
     before: Annotated[int | None, Query(ge=1, description="cursor: alerts with id below this")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> AlertPage:
-    """Scope is part of the query, not a filter applied afterwards."""
-    where, params = scope_filter(user, "a.region_path", "a.resident_id")
-    clauses = [where]
-    if state == "open":
-        clauses.append("a.closed_at IS NULL")
-    elif state == "closed":
-        clauses.append("a.closed_at IS NOT NULL")
-    for name, value in (("type", type), ("severity", severity), ("resident_id", resident_id)):
-        if value is not None:
-            clauses.append(f"a.{name} = %({name})s")
-            params[name] = value
-    if before is not None:
-        clauses.append("a.id < %(before)s")
-        params["before"] = before
-    params["limit"] = limit + 1
-    sql = (f"SELECT {_COLUMNS} FROM alerts a WHERE {' AND '.join(clauses)} "  # noqa: S608 - fragments are ours
-           "ORDER BY a.id DESC LIMIT %(limit)s")
-    cur = conn.cursor(row_factory=dict_row)
-    rows = await (await cur.execute(sql, params)).fetchall()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return AlertPage(items=[Alert(**r) for r in rows], next_before=rows[-1]["id"] if more else None)
+) -> ListedPage:
+    """Each alert with the elder's name, age, community and address. Scope is part of the query."""
+    return await list_page(conn, user, state=state, type=type, severity=severity, resident_id=resident_id,
+                           community=community, q=q, before=before, limit=limit)
 
 
 @router.get("/{alert_id}", response_model=Alert, summary="One alert")

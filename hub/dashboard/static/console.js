@@ -17,7 +17,7 @@ const tt = (prefix, k) => (T[lang][prefix + k] || T.en[prefix + k] || k);
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") e.className = v; else if (k.startsWith("on")) e[k] = v; else e.setAttribute(k, v);
+    if (k === "class") e.className = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
   }
   for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
   return e;
@@ -37,9 +37,9 @@ async function api(path, opts = {}) {
   const res = await fetch(path, Object.assign({}, opts, { headers }));
   if (res.status === 401) { logout(); throw new Error("unauthorized"); }
   if (!res.ok) {
-    let msg = res.status + "";
-    try { const b = await res.json(); msg = typeof b.detail === "string" ? b.detail : JSON.stringify(b.detail); } catch (e) { /* not JSON */ }
-    const err = new Error(msg); err.status = res.status; throw err;
+    let msg = res.status + "", detail = null;
+    try { const b = await res.json(); detail = b.detail; msg = typeof b.detail === "string" ? b.detail : JSON.stringify(b.detail); } catch (e) { /* not JSON */ }
+    const err = new Error(msg); err.status = res.status; err.detail = detail; throw err;
   }
   return res.status === 204 ? null : res.json();
 }
@@ -63,30 +63,65 @@ const fmtTime = (s) => (s ? new Date(s).toLocaleString(lang === "zh" ? "zh-CN" :
 
 // ---- alerts -------------------------------------------------------------------------------------------------
 
+let alertTypes = new Set();
+let communities = [];
+
+// Fills the community filter once per login; the type filter grows as types are seen.
+function fillAlertFilters(items) {
+  const sel = $("alert-community");
+  if (sel.options.length <= 1 && communities.length) {
+    for (const c of communities) sel.append(el("option", { value: c.path }, c.name || c.path));
+  }
+  // Rebuilt each time, so the labels follow a language switch.
+  const tsel = $("alert-type"), keep = tsel.value;
+  for (const a of items) alertTypes.add(a.type);
+  tsel.replaceChildren(el("option", { value: "" }, t("all_types")),
+    ...[...alertTypes].sort().map((k) => el("option", { value: k }, tt("t_", k))));
+  tsel.value = keep;
+}
+
 async function loadAlerts() {
-  const state = $("alert-state").value;
-  const page = await api(`/api/alerts?limit=100&state=${state}`);
+  const q = new URLSearchParams({ limit: "100", state: $("alert-state").value });
+  for (const [k, id] of [["community", "alert-community"], ["type", "alert-type"], ["severity", "alert-severity"], ["q", "alert-q"]]) {
+    if ($(id).value.trim()) q.set(k, $(id).value.trim());
+  }
+  const page = await api(`/api/alerts?${q}`);
+  fillAlertFilters(page.items);
   const body = $("alerts").querySelector("tbody");
   body.replaceChildren();
   for (const a of page.items) {
     if (!known.has(a.id) && known.size && a.severity === "critical" && !a.acknowledged_at) beep();
     known.set(a.id, a.severity);
     const st = a.closed_at ? t("closed") : a.acknowledged_at ? t("acked") : t("open");
-    const tr = el("tr", { class: `sev-${a.severity}${a.acknowledged_at ? " acked" : ""}${a.id === selected ? " selected" : ""}`,
-      "data-alert-id": a.id, onclick: () => showDetail(a.id) },
-    el("td", {}, "" + a.id), el("td", {}, fmtTime(a.created_at)), el("td", {}, tt("t_", a.type)),
+    const tr = el("tr", { class: `sev-${a.severity}${a.acknowledged_at ? " acked" : ""}${a.pinned ? " pinned" : ""}${a.id === selected ? " selected" : ""}`,
+      "data-alert-id": a.id },
+    el("td", { class: "who" }, el("b", {}, a.resident_name), el("span", { class: "muted" }, ` #${a.id}`)),
+    el("td", {}, a.age == null ? "—" : "" + a.age), el("td", {}, a.community_name || a.community),
+    el("td", {}, a.address), el("td", {}, tt("t_", a.type)),
     el("td", {}, el("span", { class: "sev sev-" + a.severity }, tt("sev_", a.severity))),
-    el("td", {}, a.resident_id), el("td", { class: "state" }, st));
+    el("td", {}, fmtTime(a.created_at)), el("td", { class: "state" }, st));
+    tr.addEventListener("click", () => showDetail(a.id));
     const td = el("td");
     if (!a.acknowledged_at && !a.closed_at) {
-      td.append(el("button", { class: "ack small", type: "button", onclick: (ev) => { ev.stopPropagation();
+      const b = el("button", { class: "ack small", type: "button" }, t("ack"));
+      b.addEventListener("click", (ev) => { ev.stopPropagation();
         act(async () => { await api(`/api/alerts/${a.id}/ack`, { method: "POST", json: { via: "console" } });
-          await loadAlerts(); await showDetail(a.id); }); } }, t("ack")));
+          await loadAlerts(); await showDetail(a.id); }); });
+      td.append(b);
     }
     tr.append(td);
     body.append(tr);
   }
+  labelCells($("alerts"));
   $("alerts-empty").hidden = page.items.length > 0;
+}
+
+// Phone layout: each row becomes a card, and each cell says what it is.
+function labelCells(table) {
+  const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+  table.querySelectorAll("tbody tr").forEach((tr) => {
+    [...tr.children].forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i]; });
+  });
 }
 
 async function showDetail(id) {
@@ -117,6 +152,7 @@ async function showDetail(id) {
     $(a_).hidden = !href; if (href) $(a_).href = href;
   }
   const open = !a.closed_at;
+  await act(loadAssignees);  // workers added since login can be assigned at once
   fillAssignees(a.region_path);
   $("btn-ack").hidden = !open || !!a.acknowledged_at;
   $("btn-resolve").disabled = !open; $("btn-assign").disabled = !open;
@@ -196,15 +232,21 @@ async function loadEscalations() {
     const post = (path, json) => act(async () => { await api(`/api/escalations/${e.alert_id}/${path}`,
       { method: "POST", json }); await loadEscalations(); });
     const mine = e.responder_id === me.id;
-    if (!e.closed_at && !e.responder_id) td.append(el("button", { type: "button", class: "small", onclick: () => post("accept", {}) }, t("accept")));
-    if (mine && e.state === "accepted") td.append(el("button", { type: "button", class: "small", onclick: () => post("progress", { state: "on_the_way" }) }, t("on_the_way")));
-    if (mine && e.state === "on_the_way") td.append(el("button", { type: "button", class: "small", onclick: () => post("progress", { state: "arrived" }) }, t("arrived")));
-    if (mine && !e.closed_at) td.append(el("button", { type: "button", class: "small", onclick: () => post("close", { resolution: $("resolution").value }) }, t("close")));
+    if (!e.closed_at && !e.responder_id) td.append(el("button", { type: "button", class: "step accept", onclick: () => post("accept", {}) }, t("accept")));
+    if (mine && e.state === "accepted") td.append(el("button", { type: "button", class: "step on-the-way", onclick: () => post("progress", { state: "on_the_way" }) }, t("on_the_way")));
+    if (mine && e.state === "on_the_way") td.append(el("button", { type: "button", class: "step arrived", onclick: () => post("progress", { state: "arrived" }) }, t("arrived")));
+    if (mine && !e.closed_at) {
+      // The outcome is chosen where the alert is closed, on the phone as at the desk.
+      const outcome = el("select", { class: "esc-resolution" }, ...["resident_fine", "visited_at_home", "taken_to_hospital",
+        "police_involved", "false_alarm", "device_fault"].map((r) => el("option", { value: r }, t("res_" + r))));
+      td.append(outcome, el("button", { type: "button", class: "step close", onclick: () => post("close", { resolution: outcome.value }) }, t("close")));
+    }
     body.append(el("tr", { class: "sev-" + e.severity },
       el("td", {}, "" + e.alert_id), el("td", {}, tt("t_", e.type)),
       el("td", {}, el("a", { href: "#", onclick: (ev) => { ev.preventDefault(); openResident(e.resident_id); } }, e.resident_name)),
-      el("td", {}, e.address), el("td", {}, e.closed_at ? t("closed") : e.state ? tt("k_", e.state) : t("open")), td));
+      el("td", {}, e.address), el("td", { class: "state" }, e.closed_at ? t("closed") : e.state ? tt("k_", e.state) : t("open")), td));
   }
+  labelCells($("escalations"));
 }
 
 // ---- visits ---------------------------------------------------------------------------------------------------
@@ -222,15 +264,21 @@ async function loadVisits() {
   for (const r of w.residents) {
     const td = el("td");
     if (!r.visited) {
-      td.append(el("button", { type: "button", class: "small", onclick: () => act(async () => {
-        await api("/api/visits", { method: "POST", json: { resident_id: r.resident_id, outcome: "well" } });
-        await loadVisits(); }) }, t("record_visit")));
+      const note = el("input", { class: "visit-note", maxlength: "2000", placeholder: t("note") });
+      const outcome = el("select", { class: "visit-outcome" }, ...["well", "concern", "not_home", "referred"].map((o) =>
+        el("option", { value: o }, t("out_" + o))));
+      const go = el("button", { type: "button", class: "small record-visit" }, t("record_visit"));
+      go.addEventListener("click", () => act(async () => {
+        await api("/api/visits", { method: "POST", json: { resident_id: r.resident_id, outcome: outcome.value, notes: note.value } });
+        await loadVisits(); }));
+      td.append(outcome, note, go);
     }
     lb.append(el("tr", { class: r.visited ? "done" : "" },
       el("td", {}, el("a", { href: "#", onclick: (ev) => { ev.preventDefault(); openResident(r.resident_id); } }, r.name)),
       el("td", {}, r.address), el("td", {}, r.planned_for || "—"),
       el("td", {}, r.visited ? `${t("visited")} ${fmtTime(r.visited_at)}` : t("not_visited")), td));
   }
+  labelCells($("visit-list")); labelCells($("visit-communities"));
 }
 
 // ---- fleet ----------------------------------------------------------------------------------------------------
@@ -243,6 +291,7 @@ async function loadFleet() {
   for (const d of page.items) body.append(el("tr", {}, el("td", {}, d.id), el("td", {}, d.type),
     el("td", {}, d.resident_id || d.household_id || ""), el("td", {}, d.battery == null ? "—" : `${Math.round(d.battery)}%`),
     el("td", {}, fmtTime(d.last_seen)), el("td", {}, d.problems.map((p) => t(p)).join(", "))));
+  labelCells($("fleet"));
 }
 
 // ---- SLA (served by another module; may be absent) --------------------------------------------------------------
@@ -316,8 +365,10 @@ function drawChart(svg, buckets) {
 
 // ---- navigation, live feed, login -----------------------------------------------------------------------------
 
+// Other scripts (manage.js, overview.js, imports.js) add their pages here.
 const loaders = { alerts: loadAlerts, escalations: loadEscalations, visits: loadVisits, fleet: loadFleet,
   sla: loadSla, resident: loadResident };
+const noFeedRefresh = new Set(["manage", "import"]);  // a live update must not wipe a half-filled form
 
 async function show(name) {
   view = name;
@@ -334,7 +385,7 @@ async function refreshView() {
 }
 
 function scheduleRefresh() {
-  if (refreshTimer) return;
+  if (refreshTimer || noFeedRefresh.has(view)) return;
   refreshTimer = setTimeout(() => { refreshTimer = null; refreshView(); }, 150);
 }
 
@@ -367,10 +418,15 @@ async function loggedIn() {
   me = await api("/api/auth/me");
   $("who").textContent = `${me.display_name || me.username} · ${me.role}${me.scope_path ? " · " + me.scope_path : ""}`;
   const staff = me.role !== "family";
-  for (const v of ["escalations", "visits", "fleet", "sla"]) {
-    document.querySelector(`#tabs [data-view=${v}]`).hidden = !staff || (v === "sla" && me.role === "community_worker");
+  const manager = ["admin", "operator"].includes(me.role);
+  for (const v of ["escalations", "visits", "fleet", "sla", "overview", "manage", "import"]) {
+    document.querySelector(`#tabs [data-view=${v}]`).hidden = !staff ||
+      (["sla", "import"].includes(v) && !manager);
   }
+  $("wall").hidden = !staff;
+  document.body.classList.toggle("worker", me.role === "community_worker");
   await act(loadAssignees);
+  await act(async () => { communities = (await api("/api/regions?level=community&limit=200")).items; });
   startFeed();
   await show(me.role === "community_worker" ? "escalations" : "alerts");
   if (me.role === "family" && me.resident_id) openResident(me.resident_id);
@@ -395,7 +451,11 @@ $("comment-form").addEventListener("submit", (ev) => {
 });
 $("lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("lang", lang); applyLang(); refreshView(); };
 $("logout").onclick = logout;
-$("alert-state").onchange = () => refreshView();
+for (const id of ["alert-state", "alert-community", "alert-type", "alert-severity"]) $(id).addEventListener("change", () => refreshView());
+let searchTimer = null;
+$("alert-q").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(refreshView, 300); });
+$("alert-filters").addEventListener("submit", (ev) => { ev.preventDefault(); refreshView(); });
+$("wall").addEventListener("click", () => { document.body.classList.toggle("wall"); if (document.body.classList.contains("wall")) show("overview"); });
 $("esc-view").onchange = () => refreshView();
 document.querySelectorAll("#tabs button").forEach((b) => { b.onclick = () => show(b.dataset.view); });
 applyLang();

@@ -35,6 +35,7 @@ class Req:
     json: Any = None
     params: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] | None = None
+    files: dict[str, Any] | None = None
 
 
 Make = Callable[[Scene, str, str], Awaitable[Req]]
@@ -172,6 +173,30 @@ async def _dispatch_outcome(s: Scene, role: str, target: str) -> Req:
                json={"outcome": DISPATCH_OUTCOMES[0]})
 
 
+async def _start_import(s: Scene, role: str, target: str) -> Req:
+    return Req("/api/imports", files={"file": ("roster.csv", "resident_id,name,household_id,community\n")})
+
+
+async def _import_job(s: Scene, role: str, target: str, suffix: str = "") -> Req:
+    owner = USERS[role][0] if target == "in" else f"cw-{OUT}"
+    rows = await s.sql("INSERT INTO import_jobs (created_by, filename, dry_run, state) VALUES (%s, 'r.csv', true,"
+                       " 'done') RETURNING id", (s.user_ids[owner],))
+    return Req(f"/api/imports/{rows[0][0]}{suffix}")
+
+
+async def _import_credentials(s: Scene, role: str, target: str) -> Req:
+    return await _import_job(s, role, target, "/credentials")
+
+
+async def _qr(s: Scene, role: str, target: str) -> Req:
+    return Req("/api/qr", json={"text": "WB1:secret"})
+
+
+async def _outline(s: Scene, role: str, target: str) -> Req:
+    return Req(f"/api/regions/{s.community(target)}/outline",
+               json={"polygon": [[114.05, 22.54], [114.06, 22.54], [114.06, 22.55]]})
+
+
 async def _logout(s: Scene, role: str, target: str) -> Req:
     # Logging out revokes the token, so each call gets its own.
     return Req("/api/auth/logout", headers=await s.token(USERS[role][0]))
@@ -256,6 +281,18 @@ MATRIX: dict[tuple[str, str], Case | None] = {
     ("GET", "/api/dead-letters"): unscoped(MANAGERS, "/api/dead-letters"),
     ("GET", "/api/escalations"): unscoped(STAFF, "/api/escalations", view="open"),
     ("POST", "/api/escalations/{alert_id}/assign"): Case(MANAGERS, _assign),
+    # Console administration: roster imports (a job is its creator's; platform-wide admins see all), the
+    # overview, QR codes for credentials, community outlines.
+    ("GET", "/api/imports/template.{fmt}"): unscoped(MANAGERS, "/api/imports/template.csv"),
+    ("POST", "/api/imports"): Case(MANAGERS, _start_import, scoped=False, ok=frozenset({202})),
+    ("GET", "/api/imports"): unscoped(MANAGERS, "/api/imports"),
+    ("GET", "/api/imports/{job_id}"): Case(MANAGERS, _import_job),
+    # No passwords were issued by these jobs: 410 for the owner.
+    ("GET", "/api/imports/{job_id}/credentials"): Case(MANAGERS, _import_credentials, scoped=False,
+                                                        ok=frozenset({410})),
+    ("GET", "/api/overview"): unscoped(STAFF, "/api/overview"),
+    ("POST", "/api/qr"): Case(MANAGERS, _qr, scoped=False),
+    ("PUT", "/api/regions/{path:path}/outline"): Case(MANAGERS, _outline),
     ("POST", "/api/escalations/{alert_id}/accept"): Case(STAFF, escalation("/accept", {})),
     ("POST", "/api/escalations/{alert_id}/progress"): Case(
         STAFF, escalation("/progress", {"state": "on_the_way"}, accepted=True)),
@@ -300,6 +337,9 @@ async def _send(http: httpx.AsyncClient, method: str, req: Req, headers: dict[st
     if stream:
         async with http.stream(method, req.path, params=req.params, headers=headers) as res:
             return res.status_code, ""
+    if req.files is not None:
+        res = await http.request(method, req.path, files=req.files, params=req.params, headers=headers)
+        return res.status_code, res.text
     res = await http.request(method, req.path, json=req.json, params=req.params, headers=headers)
     return res.status_code, res.text
 
