@@ -101,6 +101,18 @@ class Settings(BaseSettings):
         20000, ge=100, description="Bound of the telemetry queue; beyond it telemetry is shed, never critical."
     )
     ingest_batch_max: int = Field(2000, ge=1, description="Most rows written in one COPY batch.")
+    device_rate_per_s: float = Field(
+        50.0, gt=0, description="Messages per second one device may send, sustained; beyond it (and its burst) "
+        "its messages are shed and counted per device (docs/security-devices.md)."
+    )
+    device_burst: int = Field(500, ge=1, description="Messages one device may send at once before its rate applies.")
+    device_alarm_rate_per_s: float = Field(
+        1.0, gt=0, description="SOS, fall, alarm or check-in messages per second one device may send per kind; "
+        "repeats beyond it (and its burst) collapse into the alert already raised."
+    )
+    device_alarm_burst: int = Field(
+        10, ge=1, description="Alarm messages of one kind one device may send at once before its rate applies."
+    )
     ingest_flush_ms: int = Field(100, ge=5, le=10000, description="Longest wait before a partial batch is written.")
     max_payload_bytes: int = Field(
         65536, ge=256, description="Payloads larger than this are dead-lettered without decoding."
