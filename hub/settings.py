@@ -74,6 +74,22 @@ class Settings(BaseSettings):
         7700, description="TCP port of the 3G-watch gateway; 0 disables it."
     )
     watch_gateway_host: str = Field("127.0.0.1", description="Address the 3G-watch gateway listens on.")
+    watch_gateway_allowed_networks: str = Field(
+        "", description="Comma-separated source networks (CIDR) the 3G-watch gateway accepts, e.g. the carrier's "
+        "private APN; empty: any (docs/watch3g.md)."
+    )
+    watch_gateway_max_connections: int = Field(
+        5000, ge=1, description="Open 3G-watch connections in all; beyond it new ones are closed at once."
+    )
+    watch_gateway_max_per_address: int = Field(
+        50, ge=1, description="Open 3G-watch connections from one source address (a carrier NAT may share one)."
+    )
+    watch_gateway_hello_s: float = Field(
+        30.0, gt=0, description="Seconds a 3G-watch connection may stay without a frame from a provisioned watch."
+    )
+    watch_gateway_idle_s: float = Field(
+        900.0, gt=0, description="Seconds an identified 3G watch may stay silent (it sends LK every 5-8 minutes)."
+    )
     watch_gateway_mqtt_url: str | None = Field(
         None, description="MQTT URL of the watch gateway's own account; unset with the private broker: generated."
     )
@@ -155,6 +171,16 @@ class Settings(BaseSettings):
         description="`python -m hub run` runs the escalation engine in a process of its own (`python -m hub "
         "escalation`), so a busy ingestion loop never delays a notification. false: inside worker 0.",
     )
+
+    @field_validator("watch_gateway_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        import ipaddress
+
+        for item in value.split(","):
+            if item.strip():
+                ipaddress.ip_network(item.strip(), strict=False)  # ValueError names the bad one
+        return value
 
     @field_validator("db_url")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -232,7 +233,11 @@ class Pipeline:
             self._health.count(f"dead_letter.{err.reason}")
             self._writer.dead_letter(item.topic, device_id, err.reason, err.detail, item.payload, item.ack)
             return
+        if obs.data.get("verified") is False:
+            obs = _doubted(obs)
         triggers = triggers_for(obs, binding)
+        if obs.data.get("verified") is False:
+            triggers = [_unverified(trigger, obs) for trigger in triggers]
         if self.partition.mine(binding):
             triggers += self._detect(obs, binding)
         elif obs.kind in STATEFUL_KINDS and self.forward is not None:
@@ -242,6 +247,21 @@ class Pipeline:
         if obs.critical:
             self._health.count("critical_in")
         self._writer.add(obs, binding, triggers, item.ack, received, urgent=item.urgent)
+
+
+def _doubted(obs: Observation) -> Observation:
+    """A report its gateway does not believe: kept, but its fix moves into `data` (never the last location)."""
+    if obs.location is None:
+        return obs
+    return dataclasses.replace(obs, location=None, data={**obs.data, "claimed_location": obs.location.as_dict()})
+
+
+def _unverified(trigger: Trigger, obs: Observation) -> Trigger:
+    """Never suppressed: the alert is raised, marked unverified, so operators can judge it."""
+    details = {**trigger.details, "verified": False, "suspect": obs.data.get("suspect", [])}
+    if "claimed_location" in obs.data:
+        details["claimed_location"] = obs.data["claimed_location"]
+    return dataclasses.replace(trigger, details=details)
 
 
 def _device_from_topic(topic: str, root: str) -> str | None:
