@@ -19,8 +19,16 @@ SERVICE_NAMES = ["hub", "HUB", "gw-watch3g", "zigbee2mqtt", "gw-anything", "svc-
 
 
 async def _hub_still_connects(services) -> None:
-    async with aiomqtt.Client("127.0.0.1", services.broker.port, username="hub", password=services.hub_password):
-        pass
+    """The hub's password still works (a few tries: a busy broker may be re-reading its files)."""
+    for attempt in range(5):
+        try:
+            async with aiomqtt.Client("127.0.0.1", services.broker.port, username="hub",
+                                      password=services.hub_password):
+                return
+        except aiomqtt.MqttError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def _operator(world, login, base: str) -> dict[str, str]:
