@@ -259,8 +259,9 @@ class WatchGateway:
         except Exception as err:  # noqa: BLE001 - cannot tell: refuse, the watch retries
             logger.warning("watch gateway: provisioning lookup failed: %s", type(err).__name__)
         self.stats.count("unknown_imei")
-        if self._log_once("unknown:" + device_id):
-            logger.warning("watch %s is not provisioned; connection closed (logged once a minute)", device_id)
+        if self._log_once("unknown_imei"):
+            logger.warning("watch %s is not provisioned; connection closed (%d unknown so far; logged once a minute)",
+                           device_id, self.stats.counts["unknown_imei"])
         return False
 
     def _judge(self, frame: Frame, conn: _Connection) -> Frame:

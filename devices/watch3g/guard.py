@@ -113,21 +113,32 @@ class DbRoster:
 
     Yes-answers are kept `ttl` seconds, no-answers `negative_ttl` (a newly provisioned watch gets in
     within that time). While the database cannot be reached, watches it said yes to stay accepted.
+    Lookups are throttled to `lookups_per_s` (bursts of 5 s worth): a flood of made-up IMEIs cannot
+    turn into a flood of queries; while throttled an uncached IMEI is refused (the watch retries).
     """
 
     def __init__(self, db_url: str, ttl: float = 300.0, negative_ttl: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, lookups_per_s: float = 20.0) -> None:
         self._db_url = db_url
         self._ttl, self._negative_ttl = ttl, negative_ttl
         self._clock = clock
         self._known: dict[str, tuple[bool, float]] = {}
         self._conn: Any = None
+        self._rate = lookups_per_s
+        self._tokens, self._at = 5 * lookups_per_s, clock()
+        self.throttled = 0
 
     async def __call__(self, imei: str) -> bool:
         now = self._clock()
         cached = self._known.get(imei)
         if cached is not None and now - cached[1] < (self._ttl if cached[0] else self._negative_ttl):
             return cached[0]
+        self._tokens = min(5 * self._rate, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            self.throttled += 1
+            return bool(cached and cached[0])
+        self._tokens -= 1
         try:
             active = await self._lookup(imei)
         except Exception:  # noqa: BLE001 - the database is down: keep what we knew, refuse the rest

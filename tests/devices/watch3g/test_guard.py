@@ -183,3 +183,27 @@ def test_throttle():
     assert [once("a"), once("a"), once("b")] == [True, False, True]
     now[0] = 61
     assert once("a")
+
+
+async def test_roster_lookups_are_throttled_and_cached(db_url):
+    """A flood of made-up IMEIs cannot become a flood of queries; a provisioned watch stays accepted."""
+    import psycopg
+
+    from devices.watch3g.guard import DbRoster
+
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        await conn.execute("INSERT INTO regions (path, level, name) VALUES ('sz', 'city', 'sz')")
+        await conn.execute("INSERT INTO households (id, region_path) VALUES ('H1', 'sz')")
+        await conn.execute("INSERT INTO devices (id, type, household_id) VALUES (%s, 'watch3g', 'H1'),"
+                           " ('OLD1', 'watch3g', 'H1')", (KNOWN,))
+        await conn.execute("UPDATE devices SET status = 'revoked' WHERE id = 'OLD1'")
+    now = [0.0]
+    roster = DbRoster(db_url, clock=lambda: now[0], lookups_per_s=2)  # 10 lookups at once, then 2 a second
+    try:
+        assert await roster(KNOWN)
+        assert not await roster("OLD1")  # revoked
+        assert [await roster(f"FAKE{i}") for i in range(20)] == [False] * 20
+        assert roster.throttled == 12
+        assert await roster(KNOWN)  # cached: no lookup needed
+    finally:
+        await roster.close()
