@@ -80,3 +80,9 @@ async def test_telemetry_over_a_devices_rate_is_shed_and_counted_per_device(runn
     async with await psycopg.AsyncConnection.connect(settings.db_url) as conn:
         row = await (await conn.execute("SELECT battery FROM device_status WHERE device_id = 'CALM1'")).fetchone()
     assert row == (80.0,)
+    import httpx
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}") as http:
+        metrics = (await http.get("/metrics")).text
+    assert f'eldercare_device_messages_shed_total{{device="LOUD1"}} {float(shed)}' in metrics
+    assert f"eldercare_messages_rate_limited_total {float(shed)}" in metrics
