@@ -155,10 +155,11 @@ class CredentialStore:
         """Names of the service accounts: those in the services file and those the ACL names."""
         return set(self._parse(self.services_file)) | acl_users(self.passwd_file.with_name("acl"))
 
-    def is_reserved(self, name: str) -> bool:
+    def is_reserved(self, name: str, services: set[str] | None = None) -> bool:
         """True when no device may take this name (a service account's, or one kept for services)."""
-        folded = name.casefold()
-        return bool(RESERVED.match(name)) or any(folded == s.casefold() for s in self.service_accounts())
+        if services is None:
+            services = {s.casefold() for s in self.service_accounts()}
+        return bool(RESERVED.match(name)) or name.casefold() in services
 
     def _locked(self) -> int:
         self.passwd_file.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +187,8 @@ class CredentialStore:
         """Create or replace device accounts; refuses, changing nothing, if any name is a service's."""
         fd = self._locked()
         try:
-            reserved = sorted(user for user in accounts if self.is_reserved(user))
+            services = {s.casefold() for s in self.service_accounts()}  # read once for a whole fleet
+            reserved = sorted(user for user in accounts if self.is_reserved(user, services))
             if reserved:
                 raise ReservedAccount(f"{', '.join(reserved)}: reserved for a service account, not a device id")
             entries = self._read()
