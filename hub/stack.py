@@ -150,9 +150,10 @@ async def _watch_gateway(settings: Settings, mqtt_url: str, db_url: str) -> None
 
     ensure_port_free(settings.watch_gateway_port, "3G-watch gateway", "ELDERCARE_WATCH_GATEWAY_PORT")
     parts = urlsplit(mqtt_url)
+    roster = DbRoster(db_url)
     await serve_watches(settings.watch_gateway_host, settings.watch_gateway_port, parts.hostname or "127.0.0.1",
                         parts.port or 1883, parts.username, parts.password, root=settings.mqtt_topic_root,
-                        is_provisioned=DbRoster(db_url), limits=GatewayLimits(
+                        is_provisioned=roster, last_fix=roster.last_fix, limits=GatewayLimits(
                             settings.watch_gateway_max_connections, settings.watch_gateway_max_per_address,
                             settings.watch_gateway_hello_s, settings.watch_gateway_idle_s,
                             GatewayLimits.parse_networks(settings.watch_gateway_allowed_networks)))

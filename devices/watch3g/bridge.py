@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from devices.watch3g.errors import BridgeError
-from devices.watch3g.guard import GatewayLimits, IsProvisioned
+from devices.watch3g.guard import GatewayLimits, IsProvisioned, LastFix
 from devices.watch3g.model import Frame, Location
 
 logger = logging.getLogger(__name__)
@@ -198,11 +198,12 @@ class WatchBridge:
 async def serve(host: str, port: int, mqtt_host: str, mqtt_port: int = 1883,
                 username: str | None = None, password: str | None = None, *, root: str = ROOT,
                 max_backoff: float = 30.0, is_provisioned: IsProvisioned | None = None,
-                limits: GatewayLimits | None = None) -> None:
+                limits: GatewayLimits | None = None, last_fix: LastFix | None = None) -> None:
     """Run the watch gateway and bridge it to an MQTT broker until cancelled, reconnecting as needed.
 
     is_provisioned: e.g. a DbRoster; unset, every IMEI is served (only for tests and trials).
     limits: connection bounds and the source-network allow-list.
+    last_fix: e.g. DbRoster.last_fix: seeds the impossible-speed check after a restart.
     """
     import aiomqtt
 
@@ -220,7 +221,7 @@ async def serve(host: str, port: int, mqtt_host: str, mqtt_port: int = 1883,
                          root=root)
     gateway = WatchGateway(bridge.on_frame, on_error=bridge.on_error, on_online=bridge.on_online,
                            on_offline=bridge.on_offline, host=host, port=port, on_duplicate=bridge.on_duplicate,
-                           is_provisioned=is_provisioned, limits=limits)
+                           is_provisioned=is_provisioned, limits=limits, last_fix=last_fix)
     async with gateway:
         backoff = 1.0
         while True:

@@ -14,7 +14,7 @@ from types import TracebackType
 from devices.watch3g.encoding import reply_for
 from devices.watch3g.errors import FrameError, FrameTooLarge
 from devices.watch3g.frames import parse_frame
-from devices.watch3g.guard import GatewayLimits, GatewayStats, IsProvisioned, Throttle, impossible_move
+from devices.watch3g.guard import GatewayLimits, GatewayStats, IsProvisioned, LastFix, Throttle, impossible_move
 from devices.watch3g.model import Frame, Location
 from devices.watch3g.splitter import DEFAULT_MAX_FRAME, FrameSplitter, Skipped
 
@@ -66,6 +66,8 @@ class WatchGateway:
     is_provisioned: awaited with each new IMEI a connection speaks as; False closes the connection
         with no acknowledgement, no delivery, no presence (counted in `stats`, logged once a minute).
     limits: connection bounds, idle times and the source-network allow-list (GatewayLimits).
+    last_fix: awaited when a watch first speaks and the gateway holds no trusted fix for it (after a
+        restart): the hub's last stored location seeds the impossible-speed check.
     host, port: where to listen (port 0 picks a free port; read it from `port`).
     idle_timeout: seconds without data before a connection is closed (watches send LK every
         5-8 minutes, so the default leaves room for one missed LK).
@@ -82,8 +84,9 @@ class WatchGateway:
                  quiet_flush: float = 1.0, max_frame: int = DEFAULT_MAX_FRAME,
                  sink_timeout: float = 10.0, clock: Callable[[], float] = time.time,
                  on_duplicate: PresenceSink | None = None, is_provisioned: IsProvisioned | None = None,
-                 limits: GatewayLimits | None = None) -> None:
+                 limits: GatewayLimits | None = None, last_fix: LastFix | None = None) -> None:
         self._on_frame = on_frame
+        self._last_fix = last_fix
         self._on_duplicate = on_duplicate or _ignore_presence
         self._is_provisioned = is_provisioned
         self._limits = limits or GatewayLimits(idle_timeout=idle_timeout)
@@ -322,6 +325,8 @@ class WatchGateway:
                 await self._presence(self._on_duplicate, device_id)
         self._live[device_id] = conn
         conn.device_id = device_id
+        if self._last_fix is not None and device_id not in self._last_location:
+            await self._seed(device_id)
         self._connections[device_id] = self._connections.get(device_id, 0) + 1
         if self._connections[device_id] == 1:
             logger.info("watch %s online", device_id)
@@ -342,6 +347,18 @@ class WatchGateway:
                 await sink(device_id)
         except Exception as err:  # noqa: BLE001 - availability is best effort; frames keep flowing
             logger.warning("presence callback failed for watch %s: %s", device_id, type(err).__name__)
+
+    async def _seed(self, device_id: str) -> None:
+        assert self._last_fix is not None
+        try:
+            async with asyncio.timeout(self._sink_timeout):
+                fix = await self._last_fix(device_id)
+        except Exception as err:  # noqa: BLE001 - no seed: the next fix is compared with nothing
+            logger.warning("watch %s: last fix lookup failed: %s", device_id, type(err).__name__)
+            return
+        if fix is not None and fix.time is not None and device_id not in self._last_location:
+            self._last_location[device_id] = fix
+            self._trusted_at[device_id] = min(self._clock(), fix.time.timestamp())
 
     def _remember(self, frame: Frame) -> None:
         location = frame.location

@@ -13,6 +13,7 @@ from devices.watch3g.model import Location
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 IsProvisioned = Callable[[str], Awaitable[bool]]
+LastFix = Callable[[str], Awaitable[Location | None]]  # the hub's last trusted fix, its `time` set
 
 # Faster than an airliner between two fixes is not a watch on a wrist (GNSS noise is allowed for below).
 MAX_SPEED_KMH = 400.0
@@ -124,6 +125,7 @@ class DbRoster:
         self._clock = clock
         self._known: dict[str, tuple[bool, float]] = {}
         self._conn: Any = None
+        self._connecting: Any = None  # an asyncio.Lock, made on first use (inside the running loop)
         self._rate = lookups_per_s
         self._tokens, self._at = 5 * lookups_per_s, clock()
         self.throttled = 0
@@ -149,14 +151,40 @@ class DbRoster:
         self._known[imei] = (active, now)
         return active
 
-    async def _lookup(self, imei: str) -> bool:
+    async def _connection(self) -> Any:
+        import asyncio
+
         import psycopg
 
-        if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(self._db_url, autocommit=True, connect_timeout=5)
-        cur = await self._conn.execute(
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:  # connections handled at once share one database connection
+            if self._conn is None or self._conn.closed:
+                self._conn = await psycopg.AsyncConnection.connect(self._db_url, autocommit=True, connect_timeout=5)
+            return self._conn
+
+    async def _lookup(self, imei: str) -> bool:
+        conn = await self._connection()
+        cur = await conn.execute(
             "SELECT 1 FROM devices WHERE id = %s AND type = 'watch3g' AND status = 'active'", (imei,))
         return await cur.fetchone() is not None
+
+    async def last_fix(self, imei: str) -> Location | None:
+        """The watch's last location the hub stored (only fixes it believed become one), or None."""
+        from datetime import datetime
+
+        try:
+            conn = await self._connection()
+            cur = await conn.execute("SELECT last_location FROM device_status WHERE device_id = %s", (imei,))
+            row = await cur.fetchone()
+            last = row[0] if row else None
+            if not isinstance(last, dict) or last.get("lat") is None or not last.get("ts"):
+                return None
+            return Location(float(last["lat"]), float(last["lon"]), last.get("acc_m"),
+                            time=datetime.fromisoformat(str(last["ts"])))
+        except Exception:  # noqa: BLE001 - no seed: the first fix the gateway sees is compared with nothing
+            self._conn = None
+            return None
 
     async def close(self) -> None:
         """Close the database connection."""

@@ -147,3 +147,41 @@ async def test_unknown_imeis_leave_no_rows_and_no_retained_messages(gateway, wor
                 async for msg in probe.messages:
                     got.append(str(msg.topic))
     assert got == []
+
+
+async def test_after_a_gateway_restart_the_hubs_last_fix_is_still_the_trusted_one(running_hub, world, services,
+                                                                                   settings):
+    """A restarted gateway holds no fix in memory: the hub's stored one seeds the impossible-speed check."""
+    rid = await world.resident("R1")
+    await world.device(WATCH, "watch3g", rid)
+    services.store.set_password("gw-watch3g", "gw-secret")
+    now = datetime.now(UTC).replace(microsecond=0)
+    for frames in ([build_ud(WATCH, now, *SHENZHEN, True, 80), build_lk(WATCH, battery=80)],   # the real watch
+                   [build_ud(WATCH, now, *BEIJING, True, 80), build_lk(WATCH, battery=80)]):  # after a restart
+        port = free_port()
+        roster = DbRoster(settings.db_url)
+        task = asyncio.create_task(serve("127.0.0.1", port, "127.0.0.1", services.broker.device_port, "gw-watch3g",
+                                         "gw-secret", root=settings.mqtt_topic_root, is_provisioned=roster,
+                                         last_fix=roster.last_fix))
+        try:
+            for _ in range(100):
+                with contextlib.suppress(OSError):
+                    _, w = await asyncio.open_connection("127.0.0.1", port)
+                    w.close()
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            assert (await _send(port, *frames)).endswith(b"*LK]")
+            await _rows(settings, f"SELECT last_location FROM device_status WHERE device_id = '{WATCH}'",
+                        lambda rows: rows and rows[0][0])
+            await asyncio.sleep(0.5)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await roster.close()
+    status = await _rows(settings, f"SELECT last_location FROM device_status WHERE device_id = '{WATCH}'", bool)
+    assert status[0][0]["lat"] == pytest.approx(SHENZHEN[0])
+    events = await _rows(settings, f"SELECT count(*) FROM device_events WHERE device_id = '{WATCH}'"
+                                   " AND kind = 'location'", lambda rows: rows[0][0] >= 2)
+    assert events[0][0] == 2  # the flagged fix is kept as an event, just not believed
