@@ -10,7 +10,7 @@ import sys
 import psycopg
 
 from devices.credentials import CredentialStore
-from devices.provisioning import issue_credentials, provision, revoke
+from devices.provisioning import check_device_id, issue_credentials, provision, revoke
 from hub.errors import ConfigError, EldercareError
 from hub.settings import Settings, load_settings
 
@@ -18,10 +18,11 @@ from hub.settings import Settings, load_settings
 async def _provision(settings: Settings, args: argparse.Namespace) -> dict[str, object]:
     assert settings.db_url is not None
     meta: dict[str, object] = {"z2m_name": args.z2m_name} if args.z2m_name else {}
+    store = CredentialStore(settings.passwd_file, settings.mqtt_reload_pid_file)
+    check_device_id(store, args.device_id)  # before the row exists: a service account's name is refused
     async with await psycopg.AsyncConnection.connect(settings.db_url) as conn:
         binding = await provision(conn, args.device_id, args.type, resident_id=args.resident,
                                   household_id=args.household, room=args.room, meta=meta)
-    store = CredentialStore(settings.passwd_file, settings.mqtt_reload_pid_file)
     password = issue_credentials(store, [binding.device_id])[binding.device_id]
     return {"device_id": binding.device_id, "type": binding.device_type, "resident_id": binding.resident_id,
             "household_id": binding.household_id, "mqtt_username": binding.device_id, "mqtt_password": password}

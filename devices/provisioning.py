@@ -8,7 +8,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from alerts.model import Binding
-from devices.credentials import CredentialStore, new_secret
+from devices.credentials import CredentialStore, ReservedAccount, new_secret
 from devices.registry import device_types
 from devices.topics import DEVICE_ID
 from hub.errors import EldercareError
@@ -38,6 +38,14 @@ LEFT JOIN households h ON h.id = COALESCE(d.household_id, r.household_id)
 _BINDING = BINDING_SQL + " WHERE d.id = %s"
 
 
+def check_device_id(store: CredentialStore, device_id: str) -> None:
+    """Refuse an id that is not a device id or that names a service account (the hub, a gateway)."""
+    if not DEVICE_ID.match(device_id):
+        raise ProvisioningError("device id must be 1-64 of A-Z a-z 0-9 _ -")
+    if store.is_reserved(device_id):
+        raise ProvisioningError(f"device id {device_id!r} is reserved for a service account")
+
+
 async def provision(conn: AsyncConnection[Any], device_id: str, device_type: str, *,
                     resident_id: str | None = None, household_id: str | None = None,
                     room: str | None = None, meta: dict[str, Any] | None = None) -> Binding:
@@ -64,18 +72,23 @@ async def provision(conn: AsyncConnection[Any], device_id: str, device_type: str
 
 
 def issue_credentials(store: CredentialStore, device_ids: list[str]) -> dict[str, str]:
-    """Create broker accounts for devices in one file write; returns their passwords."""
+    """Create device broker accounts in one file write; returns their passwords (never a service's)."""
     secrets_by_id = {device_id: new_secret() for device_id in device_ids}
-    store.set_many(secrets_by_id)
+    try:
+        store.set_devices(secrets_by_id)
+    except ReservedAccount as err:
+        raise ProvisioningError(str(err)) from err
     return secrets_by_id
 
 
 async def revoke(conn: AsyncConnection[Any], store: CredentialStore, device_id: str) -> Binding:
-    """Mark a device revoked and delete its broker account."""
+    """Mark a device revoked and delete its broker account (never a service account)."""
+    if store.is_reserved(device_id):
+        raise ProvisioningError(f"device id {device_id!r} is reserved for a service account")
     cur = await conn.execute("UPDATE devices SET status = 'revoked', revoked_at = now() WHERE id = %s", (device_id,))
     if cur.rowcount == 0:
         raise ProvisioningError(f"no device {device_id!r}")
-    store.remove(device_id)
+    store.remove_device(device_id)
     row = await (await conn.execute(_BINDING, (device_id,))).fetchone()
     assert row is not None
     return Binding(*row)

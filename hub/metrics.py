@@ -47,6 +47,8 @@ COUNTERS = {
     "escalation_errors": ("eldercare_escalation_errors", "Escalation steps that failed and will be retried."),
     "forwarded_for_detection": ("eldercare_forwarded_for_detection", "Messages forwarded to their owner worker."),
     "falls_cancelled": ("eldercare_falls_cancelled", "Falls cancelled by an I'm OK check-in."),
+    "rate_limited": ("eldercare_messages_rate_limited", "Messages shed because their device exceeded its rate."),
+    "rate_limited_urgent": ("eldercare_alarms_collapsed", "Repeated alarms over their device's per-kind rate."),
 }
 # Health counters named "<prefix><label value>" → (metric name without _total, label, help).
 LABELLED = {
@@ -56,6 +58,7 @@ LABELLED = {
     "notification_ok.": ("eldercare_notifications_delivered", "channel", "Notification attempts delivered."),
     "notification_failed.": ("eldercare_notification_failures", "channel", "Notification attempts that failed."),
     "dispatch_": ("eldercare_dispatches", "service", "Emergency dispatch records built (120/110)."),
+    "rate_limited.": ("eldercare_device_messages_shed", "device", "Messages shed over a device's rate, by device."),
 }
 
 

@@ -27,6 +27,7 @@ from hub.ingest.bindings import Bindings
 from hub.ingest.mqtt_source import MqttSource
 from hub.ingest.partition import Partition
 from hub.ingest.pipeline import Pipeline
+from hub.ingest.ratelimit import RateLimits
 from hub.ingest.writer import Committed, Writer
 from hub.settings import Settings
 from hub.shutdown import raise_if_cancelled, unless_stopped
@@ -77,6 +78,8 @@ class Hub:
             self.settings.mqtt_topic_root, device_types(), self.bindings, self.writer, self.health,
             self.settings.max_payload_bytes, self.settings.max_clock_skew_s, self.settings.ingest_queue_max,
             zigbee2mqtt_base=self.settings.zigbee2mqtt_base_topic, partition=self.partition,
+            limits=RateLimits(self.settings.device_rate_per_s, self.settings.device_burst,
+                              self.settings.device_alarm_rate_per_s, self.settings.device_alarm_burst),
         )
         self.home = HomeWatch(self.pool, owns=self.partition.owns_resident)
         others = [worker_stats.worker_name(i) for i in range(1, self.settings.workers)] if self.primary else []

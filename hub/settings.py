@@ -94,6 +94,22 @@ class Settings(BaseSettings):
         7700, description="TCP port of the 3G-watch gateway; 0 disables it."
     )
     watch_gateway_host: str = Field("127.0.0.1", description="Address the 3G-watch gateway listens on.")
+    watch_gateway_allowed_networks: str = Field(
+        "", description="Comma-separated source networks (CIDR) the 3G-watch gateway accepts, e.g. the carrier's "
+        "private APN; empty: any (docs/watch3g.md)."
+    )
+    watch_gateway_max_connections: int = Field(
+        5000, ge=1, description="Open 3G-watch connections in all; beyond it new ones are closed at once."
+    )
+    watch_gateway_max_per_address: int = Field(
+        50, ge=1, description="Open 3G-watch connections from one source address (a carrier NAT may share one)."
+    )
+    watch_gateway_hello_s: float = Field(
+        30.0, gt=0, description="Seconds a 3G-watch connection may stay without a frame from a provisioned watch."
+    )
+    watch_gateway_idle_s: float = Field(
+        900.0, gt=0, description="Seconds an identified 3G watch may stay silent (it sends LK every 5-8 minutes)."
+    )
     watch_gateway_mqtt_url: str | None = Field(
         None, description="MQTT URL of the watch gateway's own account; unset with the private broker: generated."
     )
@@ -121,6 +137,18 @@ class Settings(BaseSettings):
         20000, ge=100, description="Bound of the telemetry queue; beyond it telemetry is shed, never critical."
     )
     ingest_batch_max: int = Field(2000, ge=1, description="Most rows written in one COPY batch.")
+    device_rate_per_s: float = Field(
+        50.0, gt=0, description="Messages per second one device may send, sustained; beyond it (and its burst) "
+        "its messages are shed and counted per device (docs/security-devices.md)."
+    )
+    device_burst: int = Field(500, ge=1, description="Messages one device may send at once before its rate applies.")
+    device_alarm_rate_per_s: float = Field(
+        1.0, gt=0, description="SOS, fall, alarm or check-in messages per second one device may send per kind; "
+        "repeats beyond it (and its burst) collapse into the alert already raised."
+    )
+    device_alarm_burst: int = Field(
+        10, ge=1, description="Alarm messages of one kind one device may send at once before its rate applies."
+    )
     ingest_flush_ms: int = Field(100, ge=5, le=10000, description="Longest wait before a partial batch is written.")
     max_payload_bytes: int = Field(
         65536, ge=256, description="Payloads larger than this are dead-lettered without decoding."
@@ -185,6 +213,16 @@ class Settings(BaseSettings):
         description="`python -m hub run` runs the escalation engine in a process of its own (`python -m hub "
         "escalation`), so a busy ingestion loop never delays a notification. false: inside worker 0.",
     )
+
+    @field_validator("watch_gateway_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        import ipaddress
+
+        for item in value.split(","):
+            if item.strip():
+                ipaddress.ip_network(item.strip(), strict=False)  # ValueError names the bad one
+        return value
 
     @field_validator("db_url")
     @classmethod

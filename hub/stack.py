@@ -103,7 +103,7 @@ async def _run(settings: Settings) -> None:
             f"mqtt://gw-watch3g:{account_password(data, 'gw-watch3g')}@127.0.0.1:{device_port}")
         tasks = []
         if settings.watch_gateway_port and gateway_url:
-            tasks.append(asyncio.create_task(_watch_gateway(settings, gateway_url)))
+            tasks.append(asyncio.create_task(_watch_gateway(settings, gateway_url, db_url)))
             print(f"  3G-watch gateway on {settings.watch_gateway_host}:{settings.watch_gateway_port}", flush=True)
         if settings.demo:
             demo_url = mqtt_url if settings.mqtt_url else f"mqtt://127.0.0.1:{device_port}"
@@ -141,16 +141,22 @@ async def _demo(settings: Settings, db_url: str, broker_url: str, store: Credent
     await demo.run_fleet(devices, parts.hostname or "127.0.0.1", parts.port or 1883, settings.mqtt_topic_root, stop)
 
 
-async def _watch_gateway(settings: Settings, mqtt_url: str) -> None:
+async def _watch_gateway(settings: Settings, mqtt_url: str, db_url: str) -> None:
     from urllib.parse import urlsplit
 
     from devices.watch3g.bridge import serve as serve_watches
+    from devices.watch3g.guard import DbRoster, GatewayLimits
     from hub.embedded.process import ensure_port_free
 
     ensure_port_free(settings.watch_gateway_port, "3G-watch gateway", "ELDERCARE_WATCH_GATEWAY_PORT")
     parts = urlsplit(mqtt_url)
+    roster = DbRoster(db_url)
     await serve_watches(settings.watch_gateway_host, settings.watch_gateway_port, parts.hostname or "127.0.0.1",
-                        parts.port or 1883, parts.username, parts.password, root=settings.mqtt_topic_root)
+                        parts.port or 1883, parts.username, parts.password, root=settings.mqtt_topic_root,
+                        is_provisioned=roster, last_fix=roster.last_fix, limits=GatewayLimits(
+                            settings.watch_gateway_max_connections, settings.watch_gateway_max_per_address,
+                            settings.watch_gateway_hello_s, settings.watch_gateway_idle_s,
+                            GatewayLimits.parse_networks(settings.watch_gateway_allowed_networks)))
 
 
 def spawn_workers(settings: Settings, db_url: str, mqtt_url: str) -> list[subprocess.Popen[bytes]]:

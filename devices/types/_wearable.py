@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -71,12 +71,43 @@ def _alarms(payload: Mapping[str, Any]) -> dict[str, Any]:
     return extra
 
 
+SUSPICIONS = frozenset({"second_connection", "impossible_speed"})
+
+
+def doubt(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """`verified: false` and why, as a gateway marks what it does not believe (docs/security-devices.md)."""
+    verified = payload.get("verified")
+    if verified is None or verified is True:
+        return {}
+    if verified is not False:
+        raise DecodeError("wrong_type", "'verified' must be true or false")
+    reasons = payload.get("suspect", [])
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        raise DecodeError("wrong_type", "'suspect' must be an array of names")
+    unknown = set(reasons) - SUSPICIONS
+    if unknown:
+        raise DecodeError("wrong_value", f"unknown suspicions {sorted(unknown)}")
+    return {"verified": False, "suspect": sorted(set(reasons))}
+
+
+def _doubted(extra: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+             ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """A codec hook that also reads the gateway's doubt into the observation's data."""
+    def read(payload: Mapping[str, Any]) -> dict[str, Any]:
+        out = extra(payload) if extra is not None else {}
+        marks = doubt(payload)
+        if marks:
+            out["data"] = {**out.get("data", {}), **marks}
+        return out
+    return read
+
+
 WEARABLE_MESSAGES: dict[str, Message] = {
-    "sos": Message("sos", critical=True, extra=_alarms),
-    "fall": Message("fall", (Num("confidence", 0, 1),), critical=True),
+    "sos": Message("sos", critical=True, extra=_doubted(_alarms)),
+    "fall": Message("fall", (Num("confidence", 0, 1),), critical=True, extra=_doubted()),
     "imu": Message("imu", extra=_imu, status_fields=False),
-    "heartbeat": Message("heartbeat", (Bool("worn"), Num("steps", 0, 1e7))),
-    "location": Message("location", extra=_location_body),
+    "heartbeat": Message("heartbeat", (Bool("worn"), Num("steps", 0, 1e7)), extra=_doubted()),
+    "location": Message("location", extra=_doubted(_location_body)),
     "checkin": Message("checkin", critical=True),
     "vitals": Message("vitals", (
         Num("heart_rate", 20, 250, metric="heart_rate"),
@@ -84,6 +115,6 @@ WEARABLE_MESSAGES: dict[str, Message] = {
         Num("diastolic", 30, 160, metric="diastolic"),
         Num("spo2", 50, 100, metric="spo2"),
         Num("temperature", 30, 45, metric="temperature"),
-    )),
-    "alarm": Message("alarm", critical=True, extra=_alarms),
+    ), extra=_doubted()),
+    "alarm": Message("alarm", critical=True, extra=_doubted(_alarms)),
 }

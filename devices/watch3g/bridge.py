@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from devices.watch3g.errors import BridgeError
+from devices.watch3g.guard import GatewayLimits, IsProvisioned, LastFix
 from devices.watch3g.model import Frame, Location
 
 logger = logging.getLogger(__name__)
@@ -80,8 +81,11 @@ def frame_messages(frame: Frame, *, received_at: float, last_known: Location | N
     """All native messages one frame produces (critical ones first)."""
     ts = observed_at(frame, received_at)
 
+    # Never suppressed: what the gateway does not believe is still sent, marked for the hub and operators.
+    doubt = {"verified": False, "suspect": sorted(frame.suspect)} if frame.suspect else {}
+
     def make(kind: str, body: dict[str, Any], qos: int = 0) -> Message:
-        payload = {"v": 1, "id": message_id(frame, kind, received_at), "ts": ts, **body}
+        payload = {"v": 1, "id": message_id(frame, kind, received_at), "ts": ts, **body, **doubt}
         return Message(topic(frame.device_id, kind, root), payload, qos, False)
 
     out = _alarm_messages(frame, make, last_known)
@@ -175,6 +179,13 @@ class WatchBridge:
         """Publish the retained 'offline' state."""
         await self._send(availability_message(device_id, False, self._root))
 
+    async def on_duplicate(self, device_id: str) -> None:
+        """A second connection speaks as this watch: a tamper report operators see (fleet health, alert)."""
+        now = self._clock()
+        await self._send(Message(topic(device_id, "heartbeat", self._root),
+                                 {"v": 1, "id": f"second-connection-{int(now)}", "ts": now, "tamper": True,
+                                  "verified": False, "suspect": ["second_connection"]}, 1, False))
+
     async def on_error(self, device_id: str | None, reason: str, raw: bytes) -> None:
         """Problems are only logged here, by device id and reason; never the bytes."""
         logger.warning("watch %s: %s (%d bytes withheld from the log)", device_id, reason, len(raw))
@@ -186,8 +197,14 @@ class WatchBridge:
 # Positional order as the lead's CLI calls it.
 async def serve(host: str, port: int, mqtt_host: str, mqtt_port: int = 1883,
                 username: str | None = None, password: str | None = None, *, root: str = ROOT,
-                max_backoff: float = 30.0) -> None:
-    """Run the watch gateway and bridge it to an MQTT broker until cancelled, reconnecting as needed."""
+                max_backoff: float = 30.0, is_provisioned: IsProvisioned | None = None,
+                limits: GatewayLimits | None = None, last_fix: LastFix | None = None) -> None:
+    """Run the watch gateway and bridge it to an MQTT broker until cancelled, reconnecting as needed.
+
+    is_provisioned: e.g. a DbRoster; unset, every IMEI is served (only for tests and trials).
+    limits: connection bounds and the source-network allow-list.
+    last_fix: e.g. DbRoster.last_fix: seeds the impossible-speed check after a restart.
+    """
     import aiomqtt
 
     from devices.watch3g.gateway import WatchGateway
@@ -203,7 +220,8 @@ async def serve(host: str, port: int, mqtt_host: str, mqtt_port: int = 1883,
     bridge = WatchBridge(publish, last_known=lambda d: gateway.last_known_location(d) if gateway else None,
                          root=root)
     gateway = WatchGateway(bridge.on_frame, on_error=bridge.on_error, on_online=bridge.on_online,
-                           on_offline=bridge.on_offline, host=host, port=port)
+                           on_offline=bridge.on_offline, host=host, port=port, on_duplicate=bridge.on_duplicate,
+                           is_provisioned=is_provisioned, limits=limits, last_fix=last_fix)
     async with gateway:
         backoff = 1.0
         while True:

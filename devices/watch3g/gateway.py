@@ -14,6 +14,7 @@ from types import TracebackType
 from devices.watch3g.encoding import reply_for
 from devices.watch3g.errors import FrameError, FrameTooLarge
 from devices.watch3g.frames import parse_frame
+from devices.watch3g.guard import GatewayLimits, GatewayStats, IsProvisioned, LastFix, Throttle, impossible_move
 from devices.watch3g.model import Frame, Location
 from devices.watch3g.splitter import DEFAULT_MAX_FRAME, FrameSplitter, Skipped
 
@@ -36,9 +37,16 @@ async def _ignore_presence(_device_id: str) -> None:
     return None
 
 
+class _Refused(Exception):
+    """Ends a connection the gateway will not serve (an IMEI that is not provisioned)."""
+
+
 @dataclasses.dataclass
 class _Connection:
     device_id: str | None = None
+    writer: asyncio.StreamWriter | None = None
+    address: str | None = None
+    suspect: set[str] = dataclasses.field(default_factory=set)
 
 
 class WatchGateway:
@@ -52,6 +60,14 @@ class WatchGateway:
         except after an oversized frame.
     on_online / on_offline: awaited when a device's first connection identifies itself and when
         its last connection closes.
+    on_duplicate: awaited (at most once a minute per watch) when a second connection speaks as a
+        watch that has a live one: the newer connection stays, the older is closed, and the newer
+        one's frames are marked suspect (an SOS among them is still delivered, marked unverified).
+    is_provisioned: awaited with each new IMEI a connection speaks as; False closes the connection
+        with no acknowledgement, no delivery, no presence (counted in `stats`, logged once a minute).
+    limits: connection bounds, idle times and the source-network allow-list (GatewayLimits).
+    last_fix: awaited when a watch first speaks and the gateway holds no trusted fix for it (after a
+        restart): the hub's last stored location seeds the impossible-speed check.
     host, port: where to listen (port 0 picks a free port; read it from `port`).
     idle_timeout: seconds without data before a connection is closed (watches send LK every
         5-8 minutes, so the default leaves room for one missed LK).
@@ -66,8 +82,21 @@ class WatchGateway:
                  on_online: PresenceSink | None = None, on_offline: PresenceSink | None = None,
                  host: str = "127.0.0.1", port: int = 0, idle_timeout: float = 900.0,
                  quiet_flush: float = 1.0, max_frame: int = DEFAULT_MAX_FRAME,
-                 sink_timeout: float = 10.0, clock: Callable[[], float] = time.time) -> None:
+                 sink_timeout: float = 10.0, clock: Callable[[], float] = time.time,
+                 on_duplicate: PresenceSink | None = None, is_provisioned: IsProvisioned | None = None,
+                 limits: GatewayLimits | None = None, last_fix: LastFix | None = None) -> None:
         self._on_frame = on_frame
+        self._last_fix = last_fix
+        self._on_duplicate = on_duplicate or _ignore_presence
+        self._is_provisioned = is_provisioned
+        self._limits = limits or GatewayLimits(idle_timeout=idle_timeout)
+        idle_timeout = self._limits.idle_timeout
+        self.stats = GatewayStats()
+        self._per_address: dict[str | None, int] = {}
+        self._live: dict[str, _Connection] = {}  # one live connection per IMEI
+        self._trusted_at: dict[str, float] = {}  # arrival time of each trusted fix (the device's clock is not)
+        self._log_once = Throttle(60.0)
+        self._event_once = Throttle(60.0)
         self._on_error = on_error or _ignore_error
         self._on_online = on_online or _ignore_presence
         self._on_offline = on_offline or _ignore_presence
@@ -124,21 +153,49 @@ class WatchGateway:
                         tb: TracebackType | None) -> None:
         await self.close()
 
+    def _refusal(self, address: str | None) -> str | None:
+        if not self._limits.allows(address):
+            return "refused_network"
+        if len(self._handlers) >= self._limits.max_connections:
+            return "refused_max_connections"
+        if self._per_address.get(address, 0) >= self._limits.max_per_address:
+            return "refused_per_address"
+        return None
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        peer = writer.get_extra_info("peername")
+        address = str(peer[0]) if peer else None
+        refusal = self._refusal(address)
+        if refusal is not None:
+            self.stats.count(refusal)
+            if self._log_once(refusal):
+                logger.warning("watch gateway: %s (counted in stats; logged once a minute)", refusal)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            return
         self._handlers.add(task)
-        conn = _Connection()
+        self._per_address[address] = self._per_address.get(address, 0) + 1
+        conn = _Connection(writer=writer, address=address)
         try:
             await self._serve(reader, writer, conn)
         except asyncio.CancelledError:
             pass  # gateway shutting down
+        except _Refused:
+            pass  # counted where it was decided
         except (ConnectionError, TimeoutError) as err:
             logger.info("watch %s connection lost: %s", conn.device_id, type(err).__name__)
         except Exception:  # one broken connection must never take the server down
             logger.exception("watch connection failed (device %s)", conn.device_id)
         finally:
             self._handlers.discard(task)
+            left = self._per_address.pop(address, 1) - 1
+            if left > 0:
+                self._per_address[address] = left
+            if conn.device_id is not None and self._live.get(conn.device_id) is conn:
+                del self._live[conn.device_id]
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
@@ -150,11 +207,14 @@ class WatchGateway:
         splitter = FrameSplitter(self._max_frame)
         while True:
             waiting = splitter.pending > 0
+            # Until a provisioned watch speaks, a connection gets only the short hello time.
+            idle = self._idle_timeout if conn.device_id else min(self._limits.hello_timeout, self._idle_timeout)
             try:
-                async with asyncio.timeout(self._quiet_flush if waiting else self._idle_timeout):
+                async with asyncio.timeout(self._quiet_flush if waiting else idle):
                     data = await reader.read(_READ_SIZE)
             except TimeoutError:
                 if not waiting:
+                    self.stats.count("idle_closed" if conn.device_id else "hello_timeout")
                     logger.info("watch %s idle, closing", conn.device_id)
                     return
                 items = splitter.flush()
@@ -180,16 +240,48 @@ class WatchGateway:
         except FrameError as err:
             await self._report(err.device_id or conn.device_id, f"{err.reason}: {err.detail}", item[:_SAMPLE])
             return
+        if conn.device_id != frame.device_id and not await self._provisioned(frame.device_id):
+            raise _Refused
         await self._identify(conn, frame.device_id)
         for warning in frame.warnings:
             logger.info("watch %s %s frame: %s", frame.device_id, frame.kind, warning)
-        if frame.location is not None:
-            self._remember(frame)
+        frame = self._judge(frame, conn)
         reply = reply_for(frame)
         if reply is not None and not frame.is_alarm_frame:
             await self._send(writer, reply)
         if await self._deliver(frame) and reply is not None and frame.is_alarm_frame:
             await self._send(writer, reply)
+
+    async def _provisioned(self, device_id: str) -> bool:
+        if self._is_provisioned is None:
+            return True
+        try:
+            async with asyncio.timeout(self._sink_timeout):
+                if await self._is_provisioned(device_id):
+                    return True
+        except Exception as err:  # noqa: BLE001 - cannot tell: refuse, the watch retries
+            logger.warning("watch gateway: provisioning lookup failed: %s", type(err).__name__)
+        self.stats.count("unknown_imei")
+        if self._log_once("unknown_imei"):
+            logger.warning("watch %s is not provisioned; connection closed (%d unknown so far; logged once a minute)",
+                           device_id, self.stats.counts["unknown_imei"])
+        return False
+
+    def _judge(self, frame: Frame, conn: _Connection) -> Frame:
+        """Mark what is not believed; only believed fixes become the trusted position."""
+        suspect = set(conn.suspect)
+        if frame.location is not None:
+            trusted = self._last_location.get(frame.device_id)
+            now = self._clock()
+            elapsed = now - self._trusted_at.get(frame.device_id, now)
+            if trusted is not None and impossible_move(trusted, frame.location, elapsed):
+                suspect.add("impossible_speed")
+                self.stats.count("impossible_speed")
+                if self._log_once("speed:" + frame.device_id):
+                    logger.warning("watch %s reported a fix it cannot have reached; flagged", frame.device_id)
+            elif not suspect:
+                self._remember(frame)
+        return dataclasses.replace(frame, suspect=frozenset(suspect)) if suspect else frame
 
     async def _deliver(self, frame: Frame) -> bool:
         try:
@@ -218,8 +310,23 @@ class WatchGateway:
         if conn.device_id is not None:
             logger.warning("connection of watch %s now speaks as %s", conn.device_id, device_id)
             old, conn.device_id = conn.device_id, None
+            if self._live.get(old) is conn:
+                del self._live[old]
             await self._gone(old)
+        other = self._live.get(device_id)
+        if other is not None and other.writer is not None:
+            # One live connection per IMEI. The newer stays, so a real watch that reconnects is never
+            # locked out by a connection that came first; what the newer one says is marked suspect.
+            self.stats.count("second_connection")
+            conn.suspect.add("second_connection")
+            other.writer.close()
+            if self._event_once(device_id):
+                logger.warning("watch %s: a second connection speaks as it; the older one is closed", device_id)
+                await self._presence(self._on_duplicate, device_id)
+        self._live[device_id] = conn
         conn.device_id = device_id
+        if self._last_fix is not None and device_id not in self._last_location:
+            await self._seed(device_id)
         self._connections[device_id] = self._connections.get(device_id, 0) + 1
         if self._connections[device_id] == 1:
             logger.info("watch %s online", device_id)
@@ -241,6 +348,18 @@ class WatchGateway:
         except Exception as err:  # noqa: BLE001 - availability is best effort; frames keep flowing
             logger.warning("presence callback failed for watch %s: %s", device_id, type(err).__name__)
 
+    async def _seed(self, device_id: str) -> None:
+        assert self._last_fix is not None
+        try:
+            async with asyncio.timeout(self._sink_timeout):
+                fix = await self._last_fix(device_id)
+        except Exception as err:  # noqa: BLE001 - no seed: the next fix is compared with nothing
+            logger.warning("watch %s: last fix lookup failed: %s", device_id, type(err).__name__)
+            return
+        if fix is not None and fix.time is not None and device_id not in self._last_location:
+            self._last_location[device_id] = fix
+            self._trusted_at[device_id] = min(self._clock(), fix.time.timestamp())
+
     def _remember(self, frame: Frame) -> None:
         location = frame.location
         assert location is not None
@@ -248,5 +367,8 @@ class WatchGateway:
             location = dataclasses.replace(location, time=datetime.fromtimestamp(self._clock(), UTC))
         self._last_location.pop(frame.device_id, None)
         self._last_location[frame.device_id] = location
+        self._trusted_at[frame.device_id] = self._clock()
         if len(self._last_location) > _MAX_REMEMBERED:
-            del self._last_location[next(iter(self._last_location))]
+            forget = next(iter(self._last_location))
+            del self._last_location[forget]
+            self._trusted_at.pop(forget, None)

@@ -70,6 +70,8 @@ class Frame:
     spo2: int | None = None
     body_temp_c: float | None = None
     warnings: tuple[str, ...] = field(default=())
+    # Set by the gateway, not the parser: why this frame is not believed (second_connection, impossible_speed).
+    suspect: frozenset[str] = frozenset()
 
     @property
     def is_alarm_frame(self) -> bool:

@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devices.credentials import services_file
 from hub.embedded.process import (
     EmbeddedError,
     chown_tree,
@@ -39,6 +40,11 @@ class MosquittoInstance:
         return self.root / "passwd"
 
     @property
+    def services_passwd_file(self) -> Path:
+        """Service accounts only: the services listener's password file when devices have their own."""
+        return services_file(self.passwd_file)
+
+    @property
     def acl_file(self) -> Path:
         """Mosquitto ACL file (provisioning writes it)."""
         return self.root / "acl"
@@ -61,25 +67,27 @@ class MosquittoInstance:
             "# --- added by hub/embedded/mosquitto.py for this instance ---",
             f"pid_file {self.pid_file}",
             f"persistence_location {self.root / 'data'}/",
-            f"password_file {self.passwd_file}",
-            f"acl_file {self.acl_file}",
             # The hub's workers and the test tools connect here: several connections share one account.
+            # When devices have a listener of their own, only service accounts may log in here.
             f"listener {self.port} 127.0.0.1",
             f"max_connections {self.max_connections}",
+            *self._security(self.services_passwd_file if self.device_facing else self.passwd_file),
         ]
         # On device-facing listeners the account name is the client id, so a device that knows another
         # device's client id cannot take over its session and knock it offline (one connection per account).
-        # per_listener_settings is false in the policy: the same accounts and ACL apply on every listener.
+        # They read every account (devices and gateways); the ACL is the same on every listener.
         if self.device_port:
             lines += [
                 f"listener {self.device_port} 127.0.0.1",
                 f"max_connections {self.max_connections}",
+                *self._security(self.passwd_file),
                 "use_username_as_clientid true",
             ]
         if self.tls_port:
             lines += [
                 f"listener {self.tls_port} 127.0.0.1",
                 f"max_connections {self.max_connections}",
+                *self._security(self.passwd_file),
                 "use_username_as_clientid true",
                 f"certfile {self.tls_files / 'server.crt'}",
                 f"keyfile {self.tls_files / 'server.key'}",
@@ -88,6 +96,15 @@ class MosquittoInstance:
                 "require_certificate false",
             ]
         return policy + "\n".join([*lines, ""])
+
+    @property
+    def device_facing(self) -> bool:
+        """True when devices have a listener of their own (plain or TLS)."""
+        return bool(self.device_port or self.tls_port)
+
+    def _security(self, passwd_file: Path) -> list[str]:
+        # per_listener_settings is true in the policy: every listener names its accounts and ACL.
+        return ["allow_anonymous false", f"password_file {passwd_file}", f"acl_file {self.acl_file}"]
 
     def _install_tls_files(self) -> None:
         if self.tls_dir is None:
@@ -112,7 +129,7 @@ class MosquittoInstance:
         if self.tls_port:
             ensure_port_free(self.tls_port, "private Mosquitto (TLS)", "ELDERCARE_MQTT_TLS_PORT")
             self._install_tls_files()
-        for path in (self.passwd_file, self.acl_file):
+        for path in (self.passwd_file, self.services_passwd_file, self.acl_file):
             if not path.exists():
                 path.touch()
         conf = self.root / "mosquitto.conf"

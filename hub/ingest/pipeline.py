@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from hub.ingest.bindings import Bindings
 from hub.ingest.fastdecode import FastDecoder
 from hub.ingest.inbound import Inbound
 from hub.ingest.partition import INTERNAL_ROOT, STATEFUL_KINDS, Partition, unwrap, wrap
+from hub.ingest.ratelimit import REPORTED_DEVICES, DeviceLimiter, RateLimits, device_key
 from hub.ingest.writer import Writer
 from hub.plugins import Registry
 from hub.shutdown import raise_if_cancelled
@@ -54,8 +56,10 @@ class Pipeline:
         detectors: list[Detector] | None = None,
         zigbee2mqtt_base: str = "",
         partition: Partition | None = None,
+        limits: RateLimits | None = None,
     ) -> None:
         self.partition = partition or Partition()
+        self.limiter = DeviceLimiter(limits or RateLimits())
         self.forward: Callable[[str, bytes], None] | None = None  # publishes to another worker's inbox
         self._root = topic_root
         self._z2m_base = zigbee2mqtt_base.rstrip("/")
@@ -74,6 +78,7 @@ class Pipeline:
         self._ready = asyncio.Event()
         self._topics: dict[str, DeviceTopic] = {}  # parsed native topics: a device uses the same few
         self.on_drained: Callable[[], None] | None = None  # resumes a source paused by backpressure
+        self._reported = 0  # devices with a shed counter of their own
 
     # Called by the MQTT source on the event loop, between packets it reads.
     def critical_room(self) -> bool:
@@ -85,12 +90,30 @@ class Pipeline:
         return len(self._telemetry) < self._queue_max
 
     def deliver(self, item: Inbound) -> None:
-        """Enqueue one inbound message (runs on the event loop)."""
+        """Enqueue one inbound message (runs on the event loop); a device over its rate is shed here."""
+        device = device_key(item.topic, self._z2m_base)
+        if not item.topic.startswith(INTERNAL_ROOT + "/") and not self.limiter.admit(device, item.topic, item.urgent):
+            self._shed(item, device.rpartition("/")[2])
+            return
         if item.urgent:
             self._urgent.append(item)
         else:
             (self._critical if item.critical_hint else self._telemetry).append(item)
         self._ready.set()
+
+    def _shed(self, item: Inbound, device: str) -> None:
+        # Acknowledged, so the broker does not hold it: an alarm shed here repeats one that was taken
+        # (its kind's bucket is per device), and telemetry over a device's rate is not worth the others' time.
+        if item.ack is not None:
+            item.ack()
+        counters = self._health.counters
+        self._health.count("rate_limited_urgent" if item.urgent else "rate_limited")
+        name = "rate_limited." + device
+        if name not in counters and self._reported >= REPORTED_DEVICES:
+            name = "rate_limited.other"
+        elif name not in counters:
+            self._reported += 1
+        self._health.count(name)
 
     def depths(self) -> dict[str, int]:
         """Current queue depths, for /health and metrics."""
@@ -206,11 +229,15 @@ class Pipeline:
                                        self._max_skew)
         except DecodeError as err:
             if device_id is None:
-                device_id = _device_from_topic(item.topic)
+                device_id = _device_from_topic(item.topic, self._root)
             self._health.count(f"dead_letter.{err.reason}")
             self._writer.dead_letter(item.topic, device_id, err.reason, err.detail, item.payload, item.ack)
             return
+        if obs.data.get("verified") is False:
+            obs = _doubted(obs)
         triggers = triggers_for(obs, binding)
+        if obs.data.get("verified") is False:
+            triggers = [_unverified(trigger, obs) for trigger in triggers]
         if self.partition.mine(binding):
             triggers += self._detect(obs, binding)
         elif obs.kind in STATEFUL_KINDS and self.forward is not None:
@@ -222,7 +249,29 @@ class Pipeline:
         self._writer.add(obs, binding, triggers, item.ack, received, urgent=item.urgent)
 
 
-def _device_from_topic(topic: str) -> str | None:
-    """The device id segment of a native topic, when there is a well-formed one (for dead letters)."""
-    parts = topic.split("/")
-    return parts[-2] if len(parts) >= 3 and DEVICE_ID.match(parts[-2]) else None
+def _doubted(obs: Observation) -> Observation:
+    """A report its gateway does not believe: kept, but its fix moves into `data` (never the last location)."""
+    if obs.location is None:
+        return obs
+    return dataclasses.replace(obs, location=None, data={**obs.data, "claimed_location": obs.location.as_dict()})
+
+
+def _unverified(trigger: Trigger, obs: Observation) -> Trigger:
+    """Never suppressed: the alert is raised, marked unverified, so operators can judge it."""
+    details = {**trigger.details, "verified": False, "suspect": obs.data.get("suspect", [])}
+    if "claimed_location" in obs.data:
+        details["claimed_location"] = obs.data["claimed_location"]
+    return dataclasses.replace(trigger, details=details)
+
+
+def _device_from_topic(topic: str, root: str) -> str | None:
+    """The device id segment of a native topic, when there is a well-formed one (for dead letters).
+
+    It is the level right after `<root>/<type>/`, the one the broker's ACL ties to the publisher:
+    a device naming another device deeper in its topic is recorded as itself, never as the other.
+    """
+    prefix = root.rstrip("/") + "/"
+    if not topic.startswith(prefix):
+        return None
+    parts = topic[len(prefix):].split("/")
+    return parts[1] if len(parts) >= 2 and DEVICE_ID.match(parts[1]) else None

@@ -218,7 +218,8 @@ async def test_deployment_conf_runs_on_the_real_broker(deployed_broker: dict[str
                 pass
     # The ACL the init step wrote is the hub's own.
     acl = (b["base"] / "auth" / "acl").read_text()
-    assert "pattern write eldercare/v1/+/%u/#" in acl
+    assert "pattern write eldercare/v1/+/%u/sos" in acl  # a device writes exactly its declared message topics
+    assert "pattern write eldercare/v1/+/%u/#" not in acl
 
 
 def test_mosquitto_healthcheck_command_works_on_the_real_broker(deployed_broker: dict[str, Any]) -> None:

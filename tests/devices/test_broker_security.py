@@ -83,7 +83,7 @@ async def test_revoked_device_can_no_longer_connect(world, devices, services):
     services.store.remove("WBE")
     await asyncio.sleep(0.3)  # SIGHUP reload
     with pytest.raises(aiomqtt.MqttError):
-        async with aiomqtt.Client("127.0.0.1", services.broker.port, username="WBE", password=secret):
+        async with aiomqtt.Client("127.0.0.1", services.broker.device_port, username="WBE", password=secret):
             pass
 
 
@@ -141,17 +141,52 @@ async def test_a_device_cannot_take_over_another_devices_session(world, services
     assert world.topic("wristband", "WBV", "sos") in got
 
 
-async def test_on_the_services_listener_a_shared_client_id_does_take_over(world, services, topic_root):
-    """The contrast that shows the device listener's setting matters (the services port is loopback-only)."""
+async def test_on_the_services_listener_a_device_account_is_refused(world, services):
+    """Finding 12: there client ids are free (the hub's workers share an account), so devices may not log in."""
     await world.resident("R1")
     victim_pw = await world.device("WBY", "wristband", "R1")
     attacker_pw = await world.device("WBZ", "wristband", "R1")
-    victim = aiomqtt.Client("127.0.0.1", services.broker.port, username="WBY", password=victim_pw, identifier="WBY")
-    attacker = aiomqtt.Client("127.0.0.1", services.broker.port, username="WBZ", password=attacker_pw,
-                              identifier="WBY")
+    victim = aiomqtt.Client("127.0.0.1", services.broker.device_port, username="WBY", password=victim_pw)
     await victim.__aenter__()
-    await attacker.__aenter__()
-    await asyncio.sleep(0.5)
-    with pytest.raises(aiomqtt.MqttError):
+    try:
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client("127.0.0.1", services.broker.port, username="WBZ", password=attacker_pw,
+                                      identifier="WBY"):
+                pass
         await victim.publish(world.topic("wristband", "WBY", "heartbeat"), b"{}", qos=1, timeout=2)
-    await attacker.__aexit__(None, None, None)
+    finally:
+        await victim.__aexit__(None, None, None)
+
+
+async def _retained(services, topic: str) -> list[str]:
+    """Topics under `topic` the broker still holds retained messages for (a fresh subscriber's view)."""
+    async with aiomqtt.Client("127.0.0.1", services.broker.port, username="hub", password=services.hub_password,
+                              identifier=f"retained-{uuid.uuid4().hex[:6]}", clean_session=True) as probe:
+        await probe.subscribe(topic, qos=1)
+        return await _received(probe, 1.0)
+
+
+async def test_a_device_publishes_only_its_declared_message_topics(world, devices, services, topic_root):
+    """Findings 9 and 10: no retained payloads parked under sub-topics, no other device named deeper."""
+    await world.resident("R1")
+    secret = await world.device("WBR", "wristband", "R1")
+    await world.device("WBO", "wristband", "R1")
+    listener = await _hub_listener(services, topic_root)
+    client = await devices.connect("WBR", secret)
+    junk = [world.topic("wristband", "WBR", "stash"),                 # not a message wristbands send
+            world.topic("wristband", "WBR", "heartbeat") + "/deeper",  # a sub-topic of a real one
+            f"{topic_root}/wristband/WBR/WBO/sos"]                   # another device, one level deeper
+    try:
+        for topic in junk:
+            await client.publish(topic, b"x" * 200_000, qos=1, retain=True)
+        await client.publish(world.topic("wristband", "WBR", "availability"), b'{"v":1,"state":"online"}', qos=1,
+                             retain=True)
+        got = await _received(listener)
+    finally:
+        await client.__aexit__(None, None, None)
+        await listener.__aexit__(None, None, None)
+    assert got == [world.topic("wristband", "WBR", "availability")]
+    assert await _retained(services, f"{topic_root}/wristband/WBR/#") == [world.topic("wristband", "WBR",
+                                                                                      "availability")]
+
+

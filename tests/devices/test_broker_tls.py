@@ -139,7 +139,7 @@ def test_make_ca_is_idempotent(tmp_path: Path) -> None:
 def test_runtime_conf_adds_the_tls_listener_after_the_policy(tmp_path: Path) -> None:
     conf = MosquittoInstance(tmp_path, 1883, tls_port=8883, tls_dir=tmp_path).runtime_conf()
     policy, _, added = conf.partition("# --- added by hub/embedded/mosquitto.py")
-    assert "per_listener_settings false" in policy
+    assert policy.lstrip().startswith("#") and "per_listener_settings true" in policy
     assert "listener 8883 127.0.0.1" in added
     assert "tls_version tlsv1.2" in added
     assert added.index("listener 8883") < added.index("certfile") < added.index("keyfile")
@@ -152,5 +152,7 @@ def test_device_facing_listeners_use_the_account_as_client_id(tmp_path: Path) ->
     services, rest = added.split("listener 1884", 1)
     device, tls = rest.split("listener 8883", 1)
     assert "use_username_as_clientid" not in services  # the hub's workers share one account
+    assert "passwd-services" in services  # devices cannot log in on the services listener
+    assert "passwd-services" not in device and "passwd-services" not in tls
     assert "use_username_as_clientid true" in device
     assert "use_username_as_clientid true" in tls

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 from psycopg import AsyncConnection
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from devices.credentials import CredentialError, CredentialStore
-from devices.provisioning import ProvisioningError, issue_credentials, provision, revoke
+from devices.provisioning import ProvisioningError, check_device_id, issue_credentials, provision, revoke
 from devices.registry import device_types
 from hub.api.deps import ConnDep, CurrentUser, HubDep, require_roles
 from hub.api.routes.audit import record
@@ -26,6 +27,8 @@ MANAGERS = require_roles("admin", "operator")
 OFFLINE_AFTER = "30 minutes"
 LOW_BATTERY = 20.0
 WEARABLES = ("wristband", "watch3g")
+# `meta` is returned with every device in every list: model, firmware, a z2m name, not documents.
+META_MAX_BYTES = 4096
 
 
 class DeviceIn(Body):
@@ -36,7 +39,17 @@ class DeviceIn(Body):
     resident_id: str | None = Field(None, pattern=ID)
     household_id: str | None = Field(None, pattern=ID)
     room: str | None = Field(None, max_length=40)
-    meta: dict[str, Any] | None = Field(None, description="free-form, e.g. model and firmware")
+    meta: dict[str, Any] | None = Field(
+        None, description=f"free-form, e.g. model and firmware; at most {META_MAX_BYTES} bytes as JSON")
+
+    @field_validator("meta")
+    @classmethod
+    def _meta_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+            if size > META_MAX_BYTES:
+                raise ValueError(f"meta is {size} bytes as JSON; at most {META_MAX_BYTES}")
+        return value
 
 
 class BindingIn(Body):
@@ -203,6 +216,10 @@ async def create_device(body: DeviceIn, conn: ConnDep, user: CurrentUser, hub: H
     """Not idempotent: an active id gets 409 (revoke it or rotate its password); a revoked id is re-provisioned."""
     if body.type not in device_types():
         raise bad_request(f"unknown device type {body.type!r} (known: {', '.join(sorted(device_types().keys()))})")
+    try:  # before any row or account exists: the hub's and the gateways' accounts are not device ids
+        check_device_id(credential_store(hub), body.id)
+    except ProvisioningError as err:
+        raise bad_request(str(err)) from None
     await _check_binding(conn, user, body.resident_id, body.household_id)
     existing = await fetch_one(conn, "SELECT status FROM devices WHERE id = %s FOR UPDATE", (body.id,))
     if existing is not None and existing["status"] == "active":
@@ -225,6 +242,8 @@ async def create_device(body: DeviceIn, conn: ConnDep, user: CurrentUser, hub: H
 async def _issue(hub: Any, device_id: str) -> str:
     try:
         return (await asyncio.to_thread(issue_credentials, credential_store(hub), [device_id]))[device_id]
+    except ProvisioningError as err:
+        raise bad_request(str(err)) from None
     except CredentialError as err:
         raise conflict(f"device saved but the broker could not reload its accounts: {err}") from None
 
