@@ -171,7 +171,9 @@ ON CONFLICT (resident_id, type) WHERE closed_at IS NULL DO UPDATE SET
   severity = CASE WHEN array_position(ARRAY['low','medium','high','critical'], EXCLUDED.severity)
                      > array_position(ARRAY['low','medium','high','critical'], alerts.severity)
                   THEN EXCLUDED.severity ELSE alerts.severity END,
-  location = COALESCE(EXCLUDED.location, alerts.location),
+  -- The first location stays: a later report (perhaps from a spoofed watch) never moves an open alert;
+  -- every report is on the timeline instead.
+  location = COALESCE(alerts.location, EXCLUDED.location),
   active = true,
   updated_at = now()
 RETURNING id, (xmax = 0) AS created, severity, trigger_count
@@ -193,6 +195,8 @@ WITH last AS (
                        OR last.details->>'severity' IS DISTINCT FROM %(severity)s
                      THEN %(now)s ELSE (last.details->>'fed_at')::float8 END)
   FROM last WHERE e.id = last.id AND last.kind = 'retriggered'
+    -- A report from a new place starts a row of its own, so every location stays on the timeline, in order.
+    AND NOT (%(event)s ? 'location' AND last.details->'location' IS DISTINCT FROM %(event)s->'location')
   RETURNING (%(now)s - COALESCE((last.details->>'fed_at')::float8, 0) >= %(gap)s
              OR last.details->>'severity' IS DISTINCT FROM %(severity)s) AS due,
             (e.details->>'count')::int AS count
@@ -231,6 +235,8 @@ async def raise_alert(conn: AsyncConnection[Any], trigger: Trigger) -> tuple[int
     alert_id, created, severity, count = row
     event = {"type": trigger.type, "severity": severity, "device": trigger.source_device,
              "ts": trigger.ts.isoformat(), **trigger.details}
+    if trigger.location:
+        event["location"] = trigger.location
     payload = {"alert_id": alert_id, "type": trigger.type, "severity": severity,
                "change": "created" if created else "retriggered", "trigger_count": count}
     if not created:

@@ -219,3 +219,26 @@ async def test_repeated_triggers_are_one_timeline_row_per_run(db_url: str, world
     assert count == (1 + 301 + 3,)
     # At most one feed event a second per run (plus the start of each run), not one per trigger.
     assert fed is not None and 2 <= fed[0] <= 2 + int(elapsed) + 1 < 300
+
+
+async def test_an_open_alert_keeps_its_first_location_and_every_report_is_on_the_timeline(
+        db_url: str, world: Any) -> None:
+    """Issue 17 finding 2: a later (perhaps spoofed) position overwrote an open SOS's location."""
+    await world.resident("R1")
+    alert_id = await raise_trigger(db_url, "R1", "sos", device="WB1")
+    shenzhen = {"lat": 22.5431, "lon": 114.0579, "source": "gps"}
+    beijing = {"lat": 39.9042, "lon": 116.4074, "source": "gps"}
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        trig = await (await conn.execute("SELECT household_id, region_path FROM alerts WHERE id = %s",
+                                         (alert_id,))).fetchone()
+        assert trig is not None
+        for device, place in [("WB1", shenzhen), ("W3G", beijing), ("W3G", beijing)]:
+            await lifecycle.raise_alert(conn, Trigger(
+                type="sos", severity="critical", ts=datetime.now(UTC), resident_id="R1", household_id=trig[0],
+                region_path=trig[1], source_device=device, location=place))
+            await conn.commit()
+        row = await (await conn.execute("SELECT location FROM alerts WHERE id = %s", (alert_id,))).fetchone()
+    assert row is not None and row[0] == shenzhen
+    reports = [(d["device"], d["location"]["lat"]) for k, d in await timeline(db_url, alert_id)
+               if k == "retriggered"]
+    assert reports == [("WB1", 22.5431), ("W3G", 39.9042)]
