@@ -166,10 +166,16 @@ async function showDetail(id) {
     await refreshView(); });
   const ol = $("timeline"); ol.replaceChildren();
   for (const e of tl) {
-    const extra = e.details.note || e.details.text || e.details.resolution || e.details.to || e.details.channel || "";
+    const d = e.details;
+    const extra = d.note || d.text || d.resolution || d.to || d.channel || "";
+    // Who acted and through what (a family contact via an SMS link, say), how often a trigger repeated,
+    // and where each location report placed the device: the timeline is the alert's whole story.
+    const via = d.via ? ` (${d.via})` : "";
+    const times = e.kind === "retriggered" && d.count > 1 ? ` ×${d.count}` : "";
+    const where = d.location ? ` · ${d.device || ""} @ ${(+d.location.lat).toFixed(4)}, ${(+d.location.lon).toFixed(4)}` : "";
     ol.append(el("li", { class: "tl-" + e.kind },
       el("time", {}, new Date(e.ts).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB")), " ",
-      el("b", {}, tt("k_", e.kind)), ` · ${e.actor}`, extra ? ` · ${extra}` : ""));
+      el("b", {}, tt("k_", e.kind)), times, ` · ${e.actor}${via}`, extra ? ` · ${extra}` : "", where));
   }
   document.querySelectorAll("#alerts tr").forEach((tr) => tr.classList.toggle("selected", +tr.dataset.alertId === id));
 }
