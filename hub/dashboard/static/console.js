@@ -230,6 +230,8 @@ function fillAssignees(regionPath) {
 
 // ---- escalations ----------------------------------------------------------------------------------------------
 
+const chosenOutcome = new Map();  // alert id -> the outcome picked but not yet sent
+
 async function loadEscalations() {
   const page = await api(`/api/escalations?view=${$("esc-view").value}&limit=100`);
   const body = $("escalations").querySelector("tbody"); body.replaceChildren();
@@ -245,6 +247,9 @@ async function loadEscalations() {
       // The outcome is chosen where the alert is closed, on the phone as at the desk.
       const outcome = el("select", { class: "esc-resolution" }, ...["resident_fine", "visited_at_home", "taken_to_hospital",
         "police_involved", "false_alarm", "device_fault"].map((r) => el("option", { value: r }, t("res_" + r))));
+      // A pushed event re-renders this table at any moment: the worker's choice must survive it.
+      if (chosenOutcome.has(e.alert_id)) outcome.value = chosenOutcome.get(e.alert_id);
+      outcome.addEventListener("change", () => chosenOutcome.set(e.alert_id, outcome.value));
       td.append(outcome, el("button", { type: "button", class: "step close", onclick: () => post("close", { resolution: outcome.value }) }, t("close")));
     }
     body.append(el("tr", { class: "sev-" + e.severity },
