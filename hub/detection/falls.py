@@ -31,8 +31,6 @@ POST_S = 7.0
 """Seconds after the impact that are looked at; this is also the alarm delay."""
 LOOKBACK_S = 10.0
 """How far back a candidate looks for a posture held earlier (sitting back down is not a fall)."""
-MIN_HISTORY_S = 1.0
-"""Candidates with less continuous history than this (stream start, after a gap) are skipped."""
 MAX_GAP_S = 1.0
 """Longer gaps without samples restart the stream instead of being interpolated."""
 REFRACTORY_S = 10.0
@@ -46,6 +44,9 @@ TAIL_SKIP_S = 0.3
 """The repeated tail starts at least this long after the impact, so the impact itself is not repeated."""
 QUANT_PRE_S = 4.0
 """Interval-quantile features (QUANT-style) look from this long before the impact to POST_S after."""
+HISTORY_S = max(PRE_S, QUANT_PRE_S)
+"""History the features look at; an impact in a younger stretch (stream start, after a gap) is judged
+with that history padded by the stretch's first sample, as if the wearer had been so before."""
 QUANT_SERIES = ("mag", "dmag", "tilt", "tilt_post")
 """|a|, its first difference, and the angle to the gravity direction before and after the impact."""
 QUANT_DEPTH = 4
@@ -142,6 +143,12 @@ def _angle_deg(u: FloatArray, v: FloatArray) -> float:
 
 def candidate_features(a: FloatArray, m: FloatArray, j: int, s0: int) -> FloatArray:
     """Feature vector of an impact at grid index j of a (grid samples in g); s0 = first valid index."""
+    need = _n(HISTORY_S) + 1
+    if j - s0 < need:
+        pad = need - (j - s0)
+        a = np.vstack([np.repeat(a[s0 : s0 + 1], pad, axis=0), a[s0:]])
+        m = np.r_[np.repeat(m[s0], pad), m[s0:]]
+        j, s0 = j - s0 + pad, 0
 
     def win(lo: float, hi: float) -> slice:
         return slice(max(s0, j + _n(lo)), j + _n(hi))
@@ -486,7 +493,7 @@ class _Stream:
     def _reset(self, start: int) -> None:
         self.off = self.n = 0
         self.buf_start = self.seg_start = start
-        self.next_scan = start + _n(MIN_HISTORY_S)
+        self.next_scan = start
 
     def _reserve(self, extra: int) -> None:
         """Make room for `extra` more rows after the live ones."""

@@ -67,18 +67,9 @@ class TrainSet:
 
 def rows_of(tab: Table, trials: Sequence[WristTrial], keep: NDArray[np.bool_], bag_base: int,
             group_ids: dict[str, int]) -> TrainSet:
-    """Training rows of the kept trials of one table: falls without an impact and surplus ADL rows left out."""
+    """Training rows of the kept trials of one table; falls without an impact are left out."""
     usable = keep & ~(tab.fall & (tab.peak < IMPACT_G))
     rows = np.flatnonzero(usable[tab.trial])
-    rng = np.random.default_rng(SEED + bag_base)
-    trial = tab.trial[rows]
-    chosen = []
-    for i in np.unique(trial):
-        mine = rows[trial == i]
-        if not tab.fall[i] and len(mine) > NEGATIVES_PER_TRIAL:
-            mine = np.sort(rng.choice(mine, NEGATIVES_PER_TRIAL, replace=False))
-        chosen.append(mine)
-    rows = np.concatenate(chosen) if chosen else rows
     groups = np.array([group_ids.setdefault(trials[i].group, len(group_ids)) for i in tab.trial[rows]],
                       dtype=np.int64)
     return TrainSet(tab.x[rows], tab.fall[tab.trial[rows]].astype(np.int64), bag_base + tab.trial[rows], groups)
@@ -136,8 +127,9 @@ def _best_split(hist: tuple[FloatArray, FloatArray, FloatArray], cols: IntArray)
     return int(cols[f]), int(k), float(gain[f, k])
 
 
-def fit_trees(x: NDArray[np.floating], y: IntArray, threshold: float = 0.0, rounds: int = ROUNDS) -> FallModel:
-    """Gradient-boosted depth-2 trees (logistic loss, classes weighted equally)."""
+def fit_trees(x: NDArray[np.floating], y: IntArray, threshold: float = 0.0, rounds: int | None = None) -> FallModel:
+    """Gradient-boosted depth-2 trees (logistic loss, classes weighted equally); ROUNDS trees by default."""
+    rounds = ROUNDS if rounds is None else rounds
     rng = np.random.default_rng(0)
     x = np.asarray(x, dtype=np.float64)
     edges = [np.unique(np.quantile(x[:, f], np.linspace(0, 1, N_BINS + 1)[1:-1])) for f in range(x.shape[1])]
@@ -208,24 +200,34 @@ def bag_max(scores: FloatArray, bag: IntArray) -> FloatArray:
     return np.maximum.reduceat(scores[order], starts)
 
 
-def fit_mil(ts: TrainSet) -> FallModel:
-    """Trees where each fall trial contributes its most fall-like candidate as the positive.
+def _top_per_bag(rank: FloatArray, bag: IntArray, rows: IntArray, k: int) -> IntArray:
+    """The (at most) k rows of each bag with the highest rank, among `rows`."""
+    order = rows[np.lexsort((-rank[rows], bag[rows]))]
+    starts = np.flatnonzero(np.r_[True, np.diff(bag[order]) != 0])
+    pos_in_bag = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return order[pos_in_bag < k]
 
-    Which impact of a fall trial is the fall is not labelled: start from the hardest impact, then
-    re-pick the best-scoring candidate of each fall trial and refit (multiple-instance learning).
+
+def fit_mil(ts: TrainSet) -> FallModel:
+    """Trees where each fall trial gives its most fall-like candidate and each ADL trial its most fall-like few.
+
+    Which impact of a fall trial is the fall is not labelled: start from the hardest impact, then re-pick
+    the best-scoring candidate of each fall trial and refit (multiple-instance learning). An ADL trial
+    alarms on its worst candidate, so after a first fit on a seeded draw of NEGATIVES_PER_TRIAL of them,
+    its NEGATIVES_PER_TRIAL best-scoring ones are the negatives (hard negatives; long ADL recordings would
+    otherwise swamp the falls with easy rows).
     """
     x, fall, bag = ts.x, ts.fall, ts.bag
     pick = x[:, 0].astype(np.float64)
+    neg_rank = np.random.default_rng(SEED).random(len(x))
+    falls_idx, adl_idx = np.flatnonzero(fall == 1), np.flatnonzero(fall == 0)
     model = None
     for _ in range(1 + MIL_ROUNDS):
-        y = np.where(fall == 1, -1, 0)
-        idx = np.flatnonzero(fall == 1)
-        order = idx[np.lexsort((-pick[idx], bag[idx]))]
-        first = np.r_[True, np.diff(bag[order]) != 0]
-        y[order[first]] = 1
-        use = y >= 0
-        model = fit_trees(x[use], y[use])
+        use = np.r_[_top_per_bag(pick, bag, falls_idx, 1), _top_per_bag(neg_rank, bag, adl_idx, NEGATIVES_PER_TRIAL)]
+        y = fall[use]
+        model = fit_trees(x[use], y)
         pick = model.score(np.asarray(x, dtype=np.float64))
+        neg_rank = pick
     assert model is not None
     return model
 
