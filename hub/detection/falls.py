@@ -342,8 +342,8 @@ def _check(t: Any, acc: Any) -> tuple[FloatArray, FloatArray]:
         t_arr, a_arr = t_arr[keep], a_arr[keep]
     if np.abs(a_arr).max(initial=0.0) > GLITCH_G:
         # A one-sample -105 g spike is a sensor or radio glitch, not an impact: drop the row.
-        keep = (np.abs(a_arr) <= GLITCH_G).all(axis=1)
-        t_arr, a_arr = t_arr[keep], a_arr[keep]
+        valid = (np.abs(a_arr) <= GLITCH_G).all(axis=1)
+        t_arr, a_arr = t_arr[valid], a_arr[valid]
     a_arr = np.minimum(np.maximum(a_arr, -CLIP_G), CLIP_G)  # np.clip, at half its call overhead
     if len(t_arr) > 1 and (t_arr[1:] < t_arr[:-1]).any():
         order = np.argsort(t_arr, kind="stable")

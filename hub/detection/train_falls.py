@@ -183,7 +183,6 @@ def truncated(model: FallModel, rounds: int, threshold: float) -> FallModel:
 
 def staged_scores(model: FallModel, x: NDArray[np.floating], rounds: Sequence[int]) -> FloatArray:
     """Scores after each number of trees in `rounds`: shape (len(rounds), len(x))."""
-    x = np.asarray(x, dtype=np.float64)
     f, s = model.features, model.splits
     right = x[:, f[:, 0]] > s[:, 0]
     second = np.where(right, x[:, f[:, 2]] > s[:, 2], x[:, f[:, 1]] > s[:, 1])
@@ -226,7 +225,8 @@ def fit_mil(ts: TrainSet) -> FallModel:
         use = np.r_[_top_per_bag(pick, bag, falls_idx, 1), _top_per_bag(neg_rank, bag, adl_idx, NEGATIVES_PER_TRIAL)]
         y = fall[use]
         model = fit_trees(x[use], y)
-        pick = model.score(np.asarray(x, dtype=np.float64))
+        # float32 rows compare with the float64 splits exactly as their float64 copies would.
+        pick = np.concatenate([model.score(x[k : k + 8192]) for k in range(0, len(x), 8192)])  # type: ignore[arg-type]
         neg_rank = pick
     assert model is not None
     return model
@@ -302,7 +302,8 @@ def load_corpus(root: Path, names: Sequence[str] = DATASETS, cache_dir: Path | N
 def training_set(corpus: Corpus, keep: dict[str, NDArray[np.bool_]], rates: Sequence[float | None] = TRAIN_RATES,
                  with_look_alikes: bool = True) -> TrainSet:
     """Rows of the kept trials of every dataset at every training rate, plus the look-alikes."""
-    parts, base, group_ids = [], 0, {}
+    parts: list[TrainSet] = []
+    base, group_ids = 0, dict[str, int]()
     for name, trials in corpus.trials.items():
         if name not in keep or not keep[name].any():
             continue
