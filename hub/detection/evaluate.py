@@ -216,7 +216,7 @@ def run_falls(root: Path, names: Sequence[str], cache: Path | None, limit_subjec
         tag = f"model {i + 1}/{len(outer)} ({kind}: {label})"
         _log(f"{tag}: training", started)
         ts = training_set(corpus, {n: ~m for n, m in test.items()})
-        model, choice = train_falls.choose(ts, progress=f"[{time.monotonic() - started:6.0f} s] {tag}")
+        model, choice = train_falls.choose(ts, progress=tag)
         choices.append({"kind": kind, "test": label, "rows": len(ts.x), **asdict(choice)})
         _score_outer(model, test, evals, scores[kind])
     _log("CPU per sample with the shipped model", started)

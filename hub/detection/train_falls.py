@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -194,6 +195,8 @@ def staged_scores(model: FallModel, x: NDArray[np.floating], rounds: Sequence[in
 
 def bag_max(scores: FloatArray, bag: IntArray) -> FloatArray:
     """Highest score of each bag (bags in sorted order)."""
+    if not len(scores):
+        return np.zeros(0)
     order = np.argsort(bag, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(bag[order]) != 0])
     return np.maximum.reduceat(scores[order], starts)
@@ -255,7 +258,8 @@ def choose(ts: TrainSet, progress: str = "") -> tuple[FallModel, Choice]:
         if not (ts.fall[test] == 1).any() or not (ts.fall[~test] == 1).any():
             continue
         if progress:
-            print(f"{progress}: inner fold {k + 1}/{INNER_FOLDS}", file=sys.stderr, flush=True)
+            print(f"{time.strftime('%H:%M:%S')} {progress}: inner fold {k + 1}/{INNER_FOLDS}", file=sys.stderr,
+                  flush=True)
         inner = fit_mil(ts.subset(~test))
         staged = staged_scores(inner, ts.x[test], ROUND_CHOICES)
         f = ts.fall[test] == 1
@@ -263,7 +267,7 @@ def choose(ts: TrainSet, progress: str = "") -> tuple[FallModel, Choice]:
         neg.append(np.stack([bag_max(s[~f], ts.bag[test][~f]) for s in staged]) if (~f).any()
                    else np.zeros((len(ROUND_CHOICES), 0)))
     if progress:
-        print(f"{progress}: final model", file=sys.stderr, flush=True)
+        print(f"{time.strftime('%H:%M:%S')} {progress}: final model", file=sys.stderr, flush=True)
     full = fit_mil(ts)
     if not pos:
         # Too few subjects for inner folds (tiny test runs): in-sample scores are all there is.

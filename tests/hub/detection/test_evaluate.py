@@ -34,12 +34,13 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(train_falls, "ROUND_CHOICES", (10, 20))
     monkeypatch.setattr(train_falls, "LOOK_ALIKES_PER_KIND", 2)
     monkeypatch.setattr(evaluate, "CPU_TRIALS", 3)
+    monkeypatch.setattr(evaluate, "SEEN_FOLDS", 2)
 
 
 @pytest.mark.dataset
 def test_falls_report_has_every_row(datasets: Path, quick: None, tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["falls", str(datasets), "--datasets", "umafall_wrist,smartfallmm_watch", "--limit-subjects", "4",
+    args = ["falls", str(datasets), "--datasets", "umafall_wrist,smartfallmm_watch", "--limit-subjects", "3",
             "--cache", str(tmp_path / "cache")]
     assert main([*args, "--json"]) == 0
     captured = capsys.readouterr()
@@ -61,7 +62,7 @@ def test_falls_report_has_every_row(datasets: Path, quick: None, tmp_path: Path,
         assert set(report["cpu_us_per_sample"][name]) == {"native", "25 Hz"}
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert text.startswith("umafall_wrist: 4 subjects")
+    assert text.startswith("umafall_wrist: 3 subjects")
     assert "CPU per sample" in text
     assert "held out" in text and "peak>=3g" in text
 
