@@ -204,7 +204,9 @@ def run_falls(root: Path, names: Sequence[str], cache: Path | None, limit_subjec
     corpus = load_corpus(root, names, cache)
     if limit_subjects:
         for name in list(corpus.trials):
-            subjects = sorted({tr.subject for tr in corpus.trials[name]})[:limit_subjects]
+            everyone = sorted({tr.subject for tr in corpus.trials[name]})
+            # A spread, not the first few: SmartFallMM lists its 24 ADL-only older adults first.
+            subjects = {everyone[k] for k in np.linspace(0, len(everyone) - 1, limit_subjects).round().astype(int)}
             corpus = _restrict(corpus, name, np.array([tr.subject in subjects for tr in corpus.trials[name]]))
     evals = _eval_tables(corpus, cache)
     # Falls "with an impact" are judged on the recording as made, the same for every rate.
@@ -312,7 +314,8 @@ def _falls_main(argv: Sequence[str], only: str | None = None) -> int:
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated wrist datasets")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="candidate cache (outside the repo)")
-    parser.add_argument("--limit-subjects", type=int, default=0, help="only the first N subjects of each dataset")
+    parser.add_argument("--limit-subjects", type=int, default=0,
+                        help="only N subjects of each dataset, spread over its list (quick runs)")
     args = parser.parse_args(argv)
     root = args.root if args.root is not None else DEFAULT_ROOT
     if only is not None and root.name == only:

@@ -276,6 +276,9 @@ def choose(ts: TrainSet, progress: str = "") -> tuple[FallModel, Choice]:
         pos = [np.stack([bag_max(s[f], ts.bag[f]) for s in staged])]
         neg = [np.stack([bag_max(s[~f], ts.bag[~f]) for s in staged])]
     p, n = np.concatenate(pos, axis=1), np.concatenate(neg, axis=1)
+    if not p.shape[1]:
+        # No fall with an impact to learn from: a model that never alarms, rather than a guess.
+        return truncated(full, ROUND_CHOICES[0], float("inf")), Choice(ROUND_CHOICES[0], float("inf"), 0.0, 0.0)
     best: Choice | None = None
     for i, r in enumerate(ROUND_CHOICES):
         thr = float(np.quantile(p[i], 1 - TARGET_SENSITIVITY))
