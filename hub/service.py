@@ -52,6 +52,7 @@ class Hub:
     pipeline: Pipeline = field(init=False)
     engine: Engine = field(init=False)
     home: HomeWatch = field(init=False)
+    wrist: WristFalls = field(init=False)
     geofences: Geofences = field(init=False)
     source: MqttSource | None = None
     caps: capabilities.Capabilities | None = None
@@ -87,7 +88,8 @@ class Hub:
             others.append(worker_stats.ESCALATION)
         self.other_workers = worker_stats.Others(self.pool, others)
         self.geofences = Geofences(self.pool)
-        self.pipeline.detectors = [WristFalls(), self.home, self.geofences]
+        self.wrist = WristFalls()
+        self.pipeline.detectors = [self.wrist, self.home, self.geofences]
 
     async def _committed(self, committed: Committed) -> None:
         if any(created for _, created, _ in committed.alerts):
@@ -199,6 +201,8 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
                 tg.create_task(hub.pipeline.run(), name="pipeline"),
                 tg.create_task(hub.home.run(hub.writer.add_triggers, hub.caps.timescaledb), name="home-detection"),
                 tg.create_task(_every(300, hub.geofences.refresh), name="safe-zones"),
+                # A band that goes silent after an impact still gets its verdict (a fall, then silence).
+                tg.create_task(hub.wrist.run(hub.writer.add_triggers), name="wrist-pauses"),
             ]
             # Only worker 0 serves /health and /metrics, and it reads these snapshots; a worker 0 without the
             # API (the benchmark's) writes its own, so its counters can be read somewhere too.

@@ -1,8 +1,14 @@
-"""Measure the wrist fall detector: `python -m hub.detection.evaluate fallalld [PATH]`."""
+"""Measure the detectors: `python -m hub.detection.evaluate falls [ROOT]` or `... homes ...`.
+
+`falls` trains and tests the wrist fall model across the wrist datasets (leave one dataset out, and
+subject-wise with every dataset seen); `fallalld [PATH]` is `falls` on FallAllD alone; `homes` runs
+hub.detection.evaluate_homes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -11,159 +17,344 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
-from hub.detection.falls import FallDetector, FallModel
-from hub.detection.train_falls import (
-    COUNTS_TO_G,
-    DEFAULT_CACHE,
-    NATIVE_HZ,
-    DatasetMissingError,
-    Trials,
-    candidate_table,
-    load_fallalld,
-    resample,
-    train,
-    trial_offsets,
-)
+from hub.detection import train_falls, wrist_data
+from hub.detection.fall_tables import DEFAULT_CACHE, IMPACT_G, NAIVE_PEAK_G, PROTOCOLS, Table, prepared, table
+from hub.detection.falls import REFRACTORY_S, FallDetector, FallModel
+from hub.detection.train_falls import Corpus, load_corpus, training_set
+from hub.detection.wrist_data import DATASETS, DatasetMissingError
 
-DEFAULT_PATH = Path("../shared/datasets/fallalld_wrist")
+DEFAULT_ROOT = Path("../shared/datasets")
+EVAL_RATES: tuple[float | None, ...] = (None, 25.0)
+"""Each trial as recorded (its native rate) and averaged to 25 Hz."""
+SEEN_FOLDS = 4
+"""Subject-wise figures: subjects of every dataset split into this many groups (grouped k-fold)."""
 BATCH_S = 1.0
-"""Batch length fed to the streaming detector, like a wristband's MQTT messages."""
-NAIVE_PEAK_G = 3.0
+"""Batch length fed to the streaming detector for the CPU figures, like a wristband's MQTT messages."""
+CPU_TRIALS = 60
+"""Trials per dataset and rate streamed for the CPU figure (every k-th trial, k fixed by the count)."""
+TARGET_SENSITIVITY, TARGET_SPECIFICITY, TARGET_FA_PER_DAY = 0.95, 0.97, 1.0
+NO_FALLS = "wisdm_watch"
+
+BoolArray = NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
-class Result:
-    """Trial-level outcome of one detector at one sample rate."""
+class Row:
+    """One line of a dataset's table: a detector at one rate under one protocol."""
 
-    rate_hz: float
+    dataset: str
     detector: str
+    rate: str
+    protocol: str
     falls_detected: int
     falls: int
     adl_clear: int
     adl: int
-    sensitivity: float
-    specificity: float
-    cpu_us_per_sample: float
-    cpu_ms_per_device_s: float
+    no_impact_detected: int
+    no_impact: int
+    false_alarms: int
+    wear_hours: float
+    target: str
+
+    @property
+    def sensitivity(self) -> float:
+        """Share of falls with an impact that raised an alarm."""
+        return self.falls_detected / self.falls if self.falls else float("nan")
+
+    @property
+    def specificity(self) -> float:
+        """Share of ADL trials without any alarm."""
+        return self.adl_clear / self.adl if self.adl else float("nan")
+
+    @property
+    def fa_per_day(self) -> float:
+        """Alarms per 24 h of wear over the ADL trials."""
+        return self.false_alarms / self.wear_hours * 24 if self.wear_hours else float("nan")
 
 
-def _result(rate: float, name: str, hit: np.ndarray, fall: np.ndarray, cpu_s: float, samples: int,
-            seconds: float) -> Result:
-    n_fall, n_adl = int(fall.sum()), int((~fall).sum())
-    tp, tn = int((hit & fall).sum()), int((~hit & ~fall).sum())
-    return Result(rate, name, tp, n_fall, tn, n_adl, tp / max(1, n_fall), tn / max(1, n_adl),
-                  cpu_s / max(1, samples) * 1e6, cpu_s / max(seconds, 1e-9) * 1e3)
+def _log(msg: str, started: float) -> None:
+    print(f"[{time.monotonic() - started:6.0f} s] {msg}", file=sys.stderr, flush=True)
 
 
-def fold_models(trials: Trials) -> dict[int, FallModel]:
-    """One model per held-out subject, trained on all the other subjects only."""
-    table = candidate_table(trials)
-    models = {}
-    for subject in np.unique(trials.subject):
-        keep = trials.subject != subject
-        rows = keep[table["trial"].astype(np.int64)]
-        train_table = {k: v[rows] for k, v in table.items()}
-        # Trial indices must point into the training subset.
-        train_table["trial"] = (np.cumsum(keep) - 1)[train_table["trial"].astype(np.int64)]
-        models[int(subject)] = train(trials.subset(keep), train_table)
-    return models
+def alarms(scores: NDArray[np.float64], tab: Table, threshold: float, n_trials: int) -> NDArray[np.int64]:
+    """Alarms per trial as the streaming detector raises them: one per REFRACTORY_S."""
+    out = np.zeros(n_trials, dtype=np.int64)
+    hot = np.flatnonzero(scores >= threshold)
+    quiet = np.full(n_trials, -np.inf)
+    for r in hot[np.lexsort((tab.time[hot], tab.trial[hot]))]:
+        i = tab.trial[r]
+        if tab.time[r] >= quiet[i]:
+            out[i] += 1
+            quiet[i] = tab.time[r] + REFRACTORY_S
+    return out
 
 
-def evaluate_rate(trials: Trials, models: dict[int, FallModel], rate: float) -> list[Result]:
-    """Stream every trial at `rate` through its fold's detector, plus the naive peak rule."""
-    offsets = trial_offsets(len(trials.subject))
-    hit = np.zeros(len(trials.subject), dtype=bool)
-    naive = np.zeros(len(trials.subject), dtype=bool)
-    cpu = 0.0
-    samples = 0
-    seconds = 0.0
-    for i, subject in enumerate(trials.subject):
-        t, acc = resample(trials.counts[i], rate, offsets[i])
-        detector = FallDetector(models[int(subject)])
+def _row(dataset: str, detector: str, rate: str, protocol: str, alarmed: NDArray[np.int64], tab: Table,
+         impact: BoolArray, mask: BoolArray, held_out: bool) -> Row:
+    fall = tab.fall & mask
+    adl = ~tab.fall & mask
+    hit = alarmed > 0
+    row = Row(dataset, detector, rate, protocol,
+              int((hit & fall & impact).sum()), int((fall & impact).sum()),
+              int((~hit & adl).sum()), int(adl.sum()),
+              int((hit & fall & ~impact).sum()), int((fall & ~impact).sum()),
+              int(alarmed[adl].sum()), float(tab.hours[adl].sum()), "")
+    if not held_out:
+        return row
+    missed = []
+    if row.falls and row.sensitivity < TARGET_SENSITIVITY:
+        missed.append("sens")
+    if row.adl and row.specificity < TARGET_SPECIFICITY and dataset != NO_FALLS:
+        missed.append("spec")
+    if dataset == NO_FALLS and row.fa_per_day > TARGET_FA_PER_DAY:
+        missed.append("FA/24h")
+    return Row(**{**asdict(row), "target": "MISSED " + "+".join(missed) if missed else "met"})
+
+
+def seen_folds(corpus: Corpus) -> dict[str, NDArray[np.int64]]:
+    """Fold (0..SEEN_FOLDS-1) of every trial: its subject's group, drawn per dataset with a fixed seed."""
+    out = {}
+    for name, trials in corpus.trials.items():
+        subjects = sorted({tr.subject for tr in trials})
+        order = np.random.default_rng(train_falls.SEED).permutation(len(subjects))
+        fold_of = {subjects[j]: k % SEEN_FOLDS for k, j in enumerate(order)}
+        out[name] = np.array([fold_of[tr.subject] for tr in trials], dtype=np.int64)
+    return out
+
+
+def cpu_per_sample(corpus: Corpus, name: str, rate: float | None, model: FallModel) -> float:
+    """µs of CPU per input sample, streaming a spread of the dataset's trials in BATCH_S batches."""
+    trials = corpus.trials[name]
+    step = max(1, len(trials) // CPU_TRIALS)
+    cpu, samples = 0.0, 0
+    for tr in trials[::step]:
+        t, acc = prepared(tr, rate, "recorded")
         cuts = np.searchsorted(t, np.arange(t[0], t[-1] + BATCH_S, BATCH_S)[1:])
-        found: list[float] = []
+        detector = FallDetector(model)
+        parts = list(zip(np.split(t, cuts), np.split(acc, cuts), strict=True))
         start = time.process_time()
-        for tb, ab in zip(np.split(t, cuts), np.split(acc, cuts), strict=True):
-            found += detector.push(tb, ab)
+        for tb, ab in parts:
+            detector.push(tb, ab)
+        detector.finish()
         cpu += time.process_time() - start
         samples += len(t)
-        seconds += len(trials.counts[i]) / NATIVE_HZ
-        hit[i] = any(t[0] - 0.1 <= f <= t[-1] + 0.1 for f in found)
-        naive[i] = bool(np.linalg.norm(acc, axis=1).max() >= NAIVE_PEAK_G)
-    return [
-        _result(rate, "fall model", hit, trials.fall, cpu, samples, seconds),
-        _result(rate, f"peak>={NAIVE_PEAK_G:g}g", naive, trials.fall, 0.0, samples, seconds),
-    ]
+    return cpu / max(1, samples) * 1e6
 
 
-def _table(results: Sequence[Result], header: str) -> str:
-    lines = [header, f"{'rate':>7}  {'detector':<11} {'sensitivity':>18} {'specificity':>20} "
-             f"{'CPU/sample':>11} {'CPU/device-s':>13}"]
-    for r in results:
-        cpu = (f"{r.cpu_us_per_sample:>8.2f} µs {r.cpu_ms_per_device_s:>10.3f} ms"
-               if r.detector == "fall model" else f"{'-':>11} {'-':>13}")
-        lines.append(
-            f"{r.rate_hz:>4g} Hz  {r.detector:<11} {100 * r.sensitivity:>6.1f}% ({r.falls_detected:>3}/{r.falls:>3})"
-            f"   {100 * r.specificity:>6.1f}% ({r.adl_clear:>4}/{r.adl:>4})  {cpu}"
-        )
-    return "\n".join(lines)
+def _eval_tables(corpus: Corpus, cache: Path | None) -> dict[tuple[str, str, str], Table]:
+    """Candidate tables of every dataset at every evaluated rate and protocol."""
+    evals: dict[tuple[str, str, str], Table] = {}
+    for name in corpus.trials:
+        for r in EVAL_RATES:
+            for p in PROTOCOLS:
+                tab = corpus.tables.get((name, r)) if p == "recorded" else None
+                evals[(name, _rate(r), p)] = tab if tab is not None else table(corpus.trials[name], name, r, p, cache)
+    return evals
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m hub.detection.evaluate", description=__doc__)
-    parser.add_argument("dataset", choices=["fallalld"], help="which dataset to evaluate on")
-    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH, help="dataset folder")
-    parser.add_argument("--rates", default="238,50,25", help="comma-separated sample rates in Hz")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="parsed-array cache (outside the repo)")
-    parser.add_argument("--limit-subjects", type=int, default=0, help="only the first N subjects (quick run)")
+def _outer_splits(corpus: Corpus) -> list[tuple[str, str, dict[str, BoolArray]]]:
+    """(kind, label, test trials per dataset) of every outer model: each dataset held out, then the seen folds."""
+    outer: list[tuple[str, str, dict[str, BoolArray]]] = []
+    if len(corpus.trials) > 1:
+        for name in corpus.trials:
+            outer.append(("held out", name, {n: np.full(len(t), n == name) for n, t in corpus.trials.items()}))
+    folds = seen_folds(corpus)
+    for k in range(SEEN_FOLDS):
+        outer.append(("seen", f"fold {k + 1}", {n: f == k for n, f in folds.items()}))
+    return outer
+
+
+def _score_outer(model: FallModel, test: dict[str, BoolArray], evals: dict[tuple[str, str, str], Table],
+                 into: dict[tuple[str, str, str], NDArray[np.int64]]) -> None:
+    """Alarms per held-out trial of one outer model, written into `into`."""
+    for (name, r, p), tab in evals.items():
+        mask = test[name]
+        if not mask.any():
+            continue
+        rows = tab.rows(mask)
+        s = np.full(len(tab.trial), -np.inf)
+        if rows.any():
+            s[rows] = model.score(tab.x[rows].astype(np.float64))
+        got = alarms(s, tab, model.threshold, len(tab.fall))
+        acc = into.setdefault((name, r, p), np.zeros(len(tab.fall), dtype=np.int64))
+        acc[mask] = got[mask]
+
+
+def _rows(name: str, scores: dict[str, dict[tuple[str, str, str], NDArray[np.int64]]],
+          evals: dict[tuple[str, str, str], Table], impact: BoolArray) -> list[Row]:
+    everyone = np.ones(len(impact), dtype=bool)
+    rows = []
+    for kind in ("held out", "seen"):
+        for key in ((name, _rate(r), p) for r in EVAL_RATES for p in PROTOCOLS):
+            if key in scores[kind]:
+                rows.append(_row(name, kind, key[1], key[2], scores[kind][key], evals[key], impact, everyone,
+                                 kind == "held out"))
+    for key in ((name, _rate(r), p) for r in EVAL_RATES for p in PROTOCOLS):
+        rows.append(_row(name, f"peak>={NAIVE_PEAK_G:g}g", key[1], key[2], evals[key].naive_alarms, evals[key],
+                         impact, everyone, False))
+    return rows
+
+
+def run_falls(root: Path, names: Sequence[str], cache: Path | None, limit_subjects: int = 0) -> dict[str, object]:
+    """Train every outer model, score every held-out trial; the report as a dict."""
+    started = time.monotonic()
+    _log(f"reading {', '.join(names)}", started)
+    corpus = load_corpus(root, names, cache)
+    if limit_subjects:
+        for name in list(corpus.trials):
+            everyone = sorted({tr.subject for tr in corpus.trials[name]})
+            # A spread, not the first few: SmartFallMM lists its 24 ADL-only older adults first.
+            subjects = {everyone[k] for k in np.linspace(0, len(everyone) - 1, limit_subjects).round().astype(int)}
+            corpus = _restrict(corpus, name, np.array([tr.subject in subjects for tr in corpus.trials[name]]))
+    evals = _eval_tables(corpus, cache)
+    # Falls "with an impact" are judged on the recording as made, the same for every rate.
+    impact = {name: evals[(name, "native", "recorded")].peak >= IMPACT_G for name in corpus.trials}
+    outer = _outer_splits(corpus)
+    scores: dict[str, dict[tuple[str, str, str], NDArray[np.int64]]] = {"held out": {}, "seen": {}}
+    choices = []
+    for i, (kind, label, test) in enumerate(outer):
+        tag = f"model {i + 1}/{len(outer)} ({kind}: {label})"
+        _log(f"{tag}: training", started)
+        ts = training_set(corpus, {n: ~m for n, m in test.items()})
+        model, choice = train_falls.choose(ts, progress=tag)
+        choices.append({"kind": kind, "test": label, "rows": len(ts.x), **asdict(choice)})
+        _score_outer(model, test, evals, scores[kind])
+    _log("CPU per sample with the shipped model", started)
+    shipped = FallModel.load()
+    rows = [r for name in corpus.trials for r in _rows(name, scores, evals, impact[name])]
+    cpu = {name: {_rate(r): cpu_per_sample(corpus, name, r, shipped) for r in EVAL_RATES} for name in corpus.trials}
+    _log("done", started)
+    return {
+        "datasets": {name: _describe(corpus, name, impact[name]) for name in corpus.trials},
+        "validation": {"held out": "leave one dataset out (trained and tuned on the others)",
+                       "seen": f"subject-wise grouped {SEEN_FOLDS}-fold over all datasets at once",
+                       "inner": f"subject-grouped {train_falls.INNER_FOLDS}-fold inside each training set"},
+        "models": choices,
+        "rows": [{**asdict(r), "sensitivity": r.sensitivity, "specificity": r.specificity,
+                  "fa_per_24h": r.fa_per_day} for r in rows],
+        "cpu_us_per_sample": cpu,
+        "wall_s": round(time.monotonic() - started),
+    }
+
+
+def _rate(r: float | None) -> str:
+    return "native" if r is None else f"{r:g} Hz"
+
+
+def _restrict(corpus: Corpus, name: str, keep: BoolArray) -> Corpus:
+    """The corpus with only the kept trials of one dataset (quick runs)."""
+    idx = np.flatnonzero(keep)
+    remap = np.full(len(keep), -1, dtype=np.int64)
+    remap[idx] = np.arange(len(idx))
+    tables = dict(corpus.tables)
+    for (n, r), tab in corpus.tables.items():
+        if n != name:
+            continue
+        rows = keep[tab.trial]
+        tables[(n, r)] = Table(tab.x[rows], remap[tab.trial[rows]], tab.time[rows], tab.fall[idx], tab.peak[idx],
+                               tab.hours[idx], tab.samples[idx], tab.naive_alarms[idx])
+    trials = dict(corpus.trials)
+    trials[name] = [corpus.trials[name][i] for i in idx]
+    return Corpus(trials, tables)
+
+
+def _describe(corpus: Corpus, name: str, impact: BoolArray) -> dict[str, object]:
+    trials = corpus.trials[name]
+    fall = np.array([tr.fall for tr in trials])
+    return {"subjects": len({tr.subject for tr in trials}), "trials": len(trials), "falls": int(fall.sum()),
+            "falls_without_impact": int((fall & ~impact).sum()), "adl": int((~fall).sum()),
+            "native_hz": round(wrist_data.native_hz(trials), 1),
+            "wear_hours": round(sum(wrist_data.wear_hours(tr.t) for tr in trials), 2)}
+
+
+def _pct(num: int, den: int) -> str:
+    return f"{100 * num / den:5.1f}% ({num:>3}/{den:>3})" if den else f"{'-':>17}"
+
+
+def format_tables(report: dict[str, object]) -> str:
+    """The report as one text table per dataset."""
+    out = []
+    datasets: dict[str, dict[str, object]] = report["datasets"]  # type: ignore[assignment]
+    rows: list[dict[str, object]] = report["rows"]  # type: ignore[assignment]
+    cpu: dict[str, dict[str, float]] = report["cpu_us_per_sample"]  # type: ignore[assignment]
+    for name, d in datasets.items():
+        out.append(f"{name}: {d['subjects']} subjects, {d['trials']} trials ({d['falls']} falls, "
+                   f"{d['falls_without_impact']} of them without an impact (peak < {IMPACT_G:g} g); "
+                   f"{d['adl']} ADL), native {d['native_hz']} Hz, {d['wear_hours']} h of samples")
+        out.append(f"  {'detector':<10} {'rate':<7} {'protocol':<10} {'sensitivity (impact)':>21} "
+                   f"{'specificity':>19} {'no-impact falls':>16} {'FA/24h':>7}  target")
+        for r in rows:
+            if r["dataset"] != name:
+                continue
+            fa = f"{r['fa_per_24h']:7.1f}" if r["wear_hours"] else f"{'-':>7}"
+            noimp = f"{r['no_impact_detected']}/{r['no_impact']}" if r["no_impact"] else "-"
+            out.append(f"  {r['detector']:<10} {r['rate']:<7} {r['protocol']:<10} "
+                       f"{_pct(r['falls_detected'], r['falls']):>21} "  # type: ignore[arg-type]
+                       f"{_pct(r['adl_clear'], r['adl']):>19} {noimp:>16} {fa}  "  # type: ignore[arg-type]
+                       f"{r['target'] or '-'}")
+        c = cpu.get(name, {})
+        out.append("  CPU per sample (shipped model, 1 s batches): "
+                   + ", ".join(f"{k} {v:.2f} µs" for k, v in c.items()))
+        out.append("")
+    out.append("held out = leave one dataset out (trained and tuned without it); seen = subject-wise "
+               f"grouped {SEEN_FOLDS}-fold with every dataset in training; targets apply to held-out rows: "
+               f"sensitivity >= {100 * TARGET_SENSITIVITY:g}% of falls with an impact, specificity >= "
+               f"{100 * TARGET_SPECIFICITY:g}%, {NO_FALLS} <= {TARGET_FA_PER_DAY:g} false alarm per 24 h.")
+    return "\n".join(out)
+
+
+def _falls_main(argv: Sequence[str], only: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m hub.detection.evaluate {'fallalld' if only else 'falls'}",
+                                     description=__doc__)
+    parser.add_argument("root", nargs="?", type=Path, default=None,
+                        help="datasets folder (default ../shared/datasets"
+                             + ("; or the fallalld_wrist folder itself)" if only else ")"))
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated wrist datasets")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="candidate cache (outside the repo)")
+    parser.add_argument("--limit-subjects", type=int, default=0,
+                        help="only N subjects of each dataset, spread over its list (quick runs)")
     args = parser.parse_args(argv)
-    try:
-        rates = [float(r) for r in args.rates.split(",") if r.strip()]
-    except ValueError:
-        parser.error(f"--rates must be numbers, got {args.rates!r}")
-    if not rates or any(not 20 <= r <= NATIVE_HZ for r in rates):
-        parser.error(f"--rates must lie between 20 and {NATIVE_HZ:g} Hz")
-    if not args.path.is_dir():
-        print(f"error: dataset folder {args.path} not found; pass its path, e.g. "
-              f"python -m hub.detection.evaluate fallalld ../shared/datasets/fallalld_wrist", file=sys.stderr)
+    root = args.root if args.root is not None else DEFAULT_ROOT
+    if only is not None and root.name == only:
+        root = root.parent
+    names = [only] if only else [n.strip() for n in args.datasets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown:
+        parser.error(f"unknown datasets {unknown}; known: {', '.join(DATASETS)}")
+    missing = [str(wrist_data.folder(root, n)) for n in names if not wrist_data.folder(root, n).is_dir()]
+    if missing:
+        print(f"error: dataset folder {', '.join(missing)} not found; pass the datasets folder, e.g. "
+              f"python -m hub.detection.evaluate falls ../shared/datasets", file=sys.stderr)
         return 2
     try:
-        trials = load_fallalld(args.path, args.cache)
+        report = run_falls(root, names, args.cache, args.limit_subjects)
     except DatasetMissingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    subjects = np.unique(trials.subject)
-    if args.limit_subjects:
-        subjects = subjects[: args.limit_subjects]
-        trials = trials.subset(np.isin(trials.subject, subjects))
-    if len(subjects) < 2:
-        parser.error("cross-validation by subject needs at least 2 subjects")
-    started = time.process_time()
-    models = fold_models(trials)
-    train_cpu = time.process_time() - started
-    results = [r for rate in rates for r in evaluate_rate(trials, models, rate)]
-    summary = {
-        "dataset": "fallalld_wrist",
-        "validation": "leave-one-subject-out",
-        "subjects": len(subjects),
-        "trials": len(trials.subject),
-        "falls": int(trials.fall.sum()),
-        "adl": int((~trials.fall).sum()),
-        "counts_to_g": COUNTS_TO_G,
-        "batch_s": BATCH_S,
-        "training_cpu_s": round(train_cpu, 1),
-        "results": [asdict(r) for r in results],
-    }
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(_table(results, f"FallAllD wrist, leave-one-subject-out: {summary['subjects']} subjects, "
-                              f"{summary['trials']} trials ({summary['falls']} falls, {summary['adl']} ADL), "
-                              f"streamed in {BATCH_S:g} s batches"))
+    print(json.dumps(report) if args.json else format_tables(report))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: the first argument picks falls, fallalld or homes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    usage = "usage: python -m hub.detection.evaluate {falls,fallalld,homes} [options]"
+    if not args or args[0] in ("-h", "--help"):
+        print(usage + "\n\n" + (__doc__ or ""), file=sys.stderr if not args else sys.stdout)
+        return 2 if not args else 0
+    command, rest = args[0], args[1:]
+    if command == "falls":
+        return _falls_main(rest)
+    if command == "fallalld":
+        return _falls_main(rest, only="fallalld_wrist")
+    if command == "homes":
+        homes = importlib.import_module("hub.detection.evaluate_homes")  # the home detector's own tool
+        return int(homes.main(rest))
+    print(f"{usage}\nerror: unknown command {command!r}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

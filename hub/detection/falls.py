@@ -31,14 +31,22 @@ POST_S = 7.0
 """Seconds after the impact that are looked at; this is also the alarm delay."""
 LOOKBACK_S = 10.0
 """How far back a candidate looks for a posture held earlier (sitting back down is not a fall)."""
-MIN_HISTORY_S = 1.0
-"""Candidates with less continuous history than this (stream start, after a gap) are skipped."""
 MAX_GAP_S = 1.0
 """Longer gaps without samples restart the stream instead of being interpolated."""
 REFRACTORY_S = 10.0
 """One fall raises one alarm: candidates this soon after a detection are ignored."""
+GLITCH_G = 20.0
+"""A reading beyond this on any axis is outside every wristband's range (±16 g at most): a glitch, dropped."""
+TAIL_S = 1.0
+"""Short-data rule: an impact followed by less than POST_S of samples (recording ended, stream paused or
+gapped) is judged with the missing aftermath filled by its last second of samples, repeated."""
+TAIL_SKIP_S = 0.3
+"""The repeated tail starts at least this long after the impact, so the impact itself is not repeated."""
 QUANT_PRE_S = 4.0
 """Interval-quantile features (QUANT-style) look from this long before the impact to POST_S after."""
+HISTORY_S = max(PRE_S, QUANT_PRE_S)
+"""History the features look at; an impact in a younger stretch (stream start, after a gap) is judged
+with that history padded by the stretch's first sample, as if the wearer had been so before."""
 QUANT_SERIES = ("mag", "dmag", "tilt", "tilt_post")
 """|a|, its first difference, and the angle to the gravity direction before and after the impact."""
 QUANT_DEPTH = 4
@@ -135,6 +143,12 @@ def _angle_deg(u: FloatArray, v: FloatArray) -> float:
 
 def candidate_features(a: FloatArray, m: FloatArray, j: int, s0: int) -> FloatArray:
     """Feature vector of an impact at grid index j of a (grid samples in g); s0 = first valid index."""
+    need = _n(HISTORY_S) + 1
+    if j - s0 < need:
+        pad = need - (j - s0)
+        a = np.vstack([np.repeat(a[s0 : s0 + 1], pad, axis=0), a[s0:]])
+        m = np.r_[np.repeat(m[s0], pad), m[s0:]]
+        j, s0 = j - s0 + pad, 0
 
     def win(lo: float, hi: float) -> slice:
         return slice(max(s0, j + _n(lo)), j + _n(hi))
@@ -326,11 +340,26 @@ def _check(t: Any, acc: Any) -> tuple[FloatArray, FloatArray]:
         # A dropped reading is common on a radio link; losing one row is better than losing the batch.
         keep = np.isfinite(t_arr) & ~np.isnan(a_arr).any(axis=1)
         t_arr, a_arr = t_arr[keep], a_arr[keep]
+    if np.abs(a_arr).max(initial=0.0) > GLITCH_G:
+        # A one-sample -105 g spike is a sensor or radio glitch, not an impact: drop the row.
+        valid = (np.abs(a_arr) <= GLITCH_G).all(axis=1)
+        t_arr, a_arr = t_arr[valid], a_arr[valid]
     a_arr = np.minimum(np.maximum(a_arr, -CLIP_G), CLIP_G)  # np.clip, at half its call overhead
     if len(t_arr) > 1 and (t_arr[1:] < t_arr[:-1]).any():
         order = np.argsort(t_arr, kind="stable")
         t_arr, a_arr = t_arr[order], a_arr[order]
     return t_arr, a_arr
+
+
+def pad_aftermath(buf: FloatArray, j: int) -> FloatArray:
+    """Grid samples buf, ending before the impact at j has its POST_S, continued by the TAIL_S rule."""
+    need = j + _n(POST_S) + 2 - len(buf)
+    if need <= 0:
+        return buf
+    tail = buf[max(j + _n(TAIL_SKIP_S), len(buf) - _n(TAIL_S)) :]
+    if not len(tail):
+        tail = buf[-1:]  # the stream stopped right at the impact: the last reading held
+    return np.vstack([buf, np.resize(tail, (need, 3))])
 
 
 _KEEP = _n(max(PRE_S, LOOKBACK_S) + NMS_S)
@@ -421,6 +450,7 @@ class _Stream:
         breaks = np.flatnonzero(np.diff(bins) > _n(MAX_GAP_S)) + 1
         for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(bins)], strict=True):
             if lo > 0:
+                out += self._flush()  # the stretch before the gap ends here: judge what it still owes
                 self._reset(int(bins[lo]))
             grid = np.arange(bins[lo], bins[hi - 1] + 1)
             dense = np.column_stack([np.interp(grid, bins[lo:hi], vals[lo:hi, k]) for k in range(3)])
@@ -428,10 +458,42 @@ class _Stream:
             out += self._append(dense[1:] if anchored and lo == 0 else dense)
         return out
 
+    def finish(self) -> list[tuple[int, FloatArray]]:
+        """No more samples for now (recording ended, stream paused): judge every pending impact, start afresh."""
+        out: list[tuple[int, FloatArray]] = []
+        if self.pend_bin is not None:
+            out += self._complete(np.array([self.pend_bin], dtype=np.int64), (self.pend_sum / self.pend_n)[None, :])
+        out += self._flush()
+        self.pend_bin, self.pend_sum, self.pend_n = None, np.zeros(3), 0
+        self.last_bin, self.last_val = None, np.zeros(3)
+        self.off = self.n = 0
+        return out
+
+    def _flush(self) -> list[tuple[int, FloatArray]]:
+        """Candidates of the current stretch not yet judged, each with its aftermath padded (TAIL_S rule)."""
+        hi = self.n
+        lo = self.next_scan - self.buf_start
+        self.next_scan = self.buf_start + hi
+        if hi <= lo or lo < 0:
+            return []
+        buf = self.buf
+        m = np.sqrt((buf * buf).sum(axis=1))
+        if m[lo:hi].max() < CANDIDATE_G:
+            return []
+        s0 = self.seg_start - self.buf_start
+        nms = _n(NMS_S)
+        out: list[tuple[int, FloatArray]] = []
+        for j in np.flatnonzero(m[lo:hi] >= CANDIDATE_G) + lo:
+            if m[j] > m[max(s0, j - nms) : j].max(initial=0.0) and m[j] >= m[j + 1 : j + nms + 1].max(initial=0.0):
+                padded = pad_aftermath(buf[:hi], int(j))
+                pm = np.sqrt((padded * padded).sum(axis=1))
+                out.append((int(j) + self.buf_start, candidate_features(padded, pm, int(j), s0)))
+        return out
+
     def _reset(self, start: int) -> None:
         self.off = self.n = 0
         self.buf_start = self.seg_start = start
-        self.next_scan = start + _n(MIN_HISTORY_S)
+        self.next_scan = start
 
     def _reserve(self, extra: int) -> None:
         """Make room for `extra` more rows after the live ones."""
@@ -480,8 +542,10 @@ class FallDetector:
 
     model: scoring model (default: the committed fall_model.json). Feed consecutive batches with
     `push(t, acc)`; t in seconds (any epoch), acc in g including gravity. Memory stays bounded,
-    detections match `detect_falls` on the same samples and arrive POST_S seconds after the impact.
-    Rows with NaN are dropped; samples older than the last averaged grid step are dropped.
+    detections arrive POST_S seconds after the impact, or at `finish()` when the stream stops first;
+    push(...) + finish() matches `detect_falls` on the same samples, however they are batched.
+    Rows with NaN or a glitch beyond GLITCH_G are dropped; so are samples older than the last
+    averaged grid step.
     """
 
     def __init__(self, model: FallModel | None = None) -> None:
@@ -491,8 +555,17 @@ class FallDetector:
 
     def push(self, t: Sequence[float] | FloatArray, acc: Sequence[Sequence[float]] | FloatArray) -> list[float]:
         """Add a batch of samples; return times (s) of falls detected in it, at the impact."""
+        return self._judge(self._stream.push(*_check(t, acc)))
+
+    def finish(self) -> list[float]:
+        """The stream ended or paused: judge impacts still waiting for their aftermath (TAIL_S rule).
+
+        Later samples start a fresh stretch, as after a gap longer than MAX_GAP_S.
+        """
+        return self._judge(self._stream.finish())
+
+    def _judge(self, cands: list[tuple[int, FloatArray]]) -> list[float]:
         found: list[float] = []
-        cands = self._stream.push(*_check(t, acc))
         if not cands:
             return found
         scores = self.model.score(np.vstack([f for _, f in cands]))
@@ -549,13 +622,15 @@ class FallDetector:
 
 def detect_falls(t: Sequence[float] | FloatArray, acc: Sequence[Sequence[float]] | FloatArray,
                  model: FallModel | None = None) -> list[float]:
-    """Times (s) of falls in a recording; raises InvalidSamplesError on bad shapes, drops NaN rows."""
-    return FallDetector(model).push(t, acc)
+    """Times (s) of falls in a recording, impacts near its end included; InvalidSamplesError on bad shapes."""
+    detector = FallDetector(model)
+    return detector.push(t, acc) + detector.finish()
 
 
 def extract_candidates(t: FloatArray, acc: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Impact times (s) and feature rows of every candidate in a recording, for training."""
-    cands = _Stream().push(*_check(t, acc))
+    stream = _Stream()
+    cands = stream.push(*_check(t, acc)) + stream.finish()
     if not cands:
         return np.zeros(0), np.zeros((0, len(FEATURE_NAMES)))
     return (np.array([(k + 0.5) / GRID_HZ for k, _ in cands]), np.vstack([f for _, f in cands]))
