@@ -12,8 +12,8 @@ from hub.api.schemas import fetch_all
 from hub.users import User, scope_filter
 
 
-class ListedAlert(BaseModel):
-    """An alert as the list shows it: the alert's fields plus the person and place it concerns."""
+class Alert(BaseModel):
+    """One alert as the API shows it."""
 
     id: int
     resident_id: str
@@ -35,6 +35,11 @@ class ListedAlert(BaseModel):
     details: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+
+
+class ListedAlert(Alert):
+    """An alert as the list shows it: the alert's fields plus the person and place it concerns."""
+
     resident_name: str
     age: int | None
     community: str

@@ -12,27 +12,9 @@ from simulators.native import message
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
-HAS_CHROMIUM = CHROMIUM.exists()
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
 UPDATE_SCREENSHOT = os.environ.get("ELDERCARE_UPDATE_SCREENSHOT") == "1"
 """Only then does the test overwrite the committed screenshot; otherwise every test run dirtied the tree."""
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture
-async def browser() -> Any:
-    """Debian's Chromium driven by Playwright (skipped when either is missing)."""
-    if not HAS_CHROMIUM:
-        pytest.skip("/usr/bin/chromium is missing: apt-get install -y chromium fonts-noto-cjk")
-    playwright_api = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
-    async with playwright_api.async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 async def _login(page: Any, base: str, username: str, password: str) -> None:
@@ -43,7 +25,7 @@ async def _login(page: Any, base: str, username: str, password: str) -> None:
     await page.wait_for_selector("#live.on", timeout=10_000)  # the SSE feed is connected
 
 
-async def test_operator_sees_sos_live_and_acknowledges_it(running_hub, world, devices, settings, browser,
+async def test_operator_sees_sos_live_and_acknowledges_it(running_hub, world, devices, settings, chromium,
                                                           tmp_path) -> None:
     rid = await world.resident("R1", "sz/futian/lianhua")
     password = await world.device("WB1", "wristband", rid)
@@ -52,7 +34,7 @@ async def test_operator_sees_sos_live_and_acknowledges_it(running_hub, world, de
     base = f"http://127.0.0.1:{settings.api_port}"
     errors: list[str] = []
 
-    context = await browser.new_context(viewport={"width": 1400, "height": 860}, locale="zh-CN")
+    context = await chromium.new_context(viewport={"width": 1400, "height": 860}, locale="zh-CN")
     page = await context.new_page()
     page.on("pageerror", lambda err: errors.append(str(err)))
     await _login(page, base, "op", "op-pw")
@@ -90,7 +72,7 @@ async def test_operator_sees_sos_live_and_acknowledges_it(running_hub, world, de
     await context.close()
 
     # A community worker of another community never sees it, in any list.
-    other = await browser.new_context(locale="zh-CN")
+    other = await chromium.new_context(locale="zh-CN")
     page = await other.new_page()
     page.on("pageerror", lambda err: errors.append(str(err)))
     await _login(page, base, "cw-shekou", "cw-shekou-pw")

@@ -14,7 +14,7 @@ from alerts.dispatch import DISPATCH_OUTCOMES
 from alerts.errors import AlertError, AlertNotFound, TransitionConflict, TransitionForbidden, TransitionInvalid
 from alerts.lifecycle import Actor
 from alerts.model import RESOLUTIONS
-from hub.api.alert_list import ListedPage, list_page
+from hub.api.alert_list import Alert, ListedPage, list_page
 from hub.api.deps import ConnDep, CurrentUser, HubDep, require_roles
 from hub.api.schemas import fetch_one
 from hub.users import User, scope_filter
@@ -24,31 +24,6 @@ router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 _COLUMNS = """a.id, a.resident_id, a.household_id, a.region_path, a.type, a.severity, a.active,
   a.acknowledged_at, a.acknowledged_by, a.closed_at, a.resolution, a.assigned_to, a.first_ts, a.last_ts,
   a.trigger_count, a.source_device, a.location, a.details, a.created_at, a.updated_at"""
-
-
-class Alert(BaseModel):
-    """One alert as the API shows it."""
-
-    id: int
-    resident_id: str
-    household_id: str
-    region_path: str
-    type: str
-    severity: str
-    active: bool
-    acknowledged_at: datetime | None
-    acknowledged_by: int | None
-    closed_at: datetime | None
-    resolution: str | None
-    assigned_to: int | None
-    first_ts: datetime
-    last_ts: datetime
-    trigger_count: int
-    source_device: str | None
-    location: dict[str, Any] | None
-    details: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
 
 
 class AlertPage(BaseModel):
