@@ -49,14 +49,17 @@ class DeviceLimiter:
 
     def _take(self, key: str, rate: float, burst: float) -> bool:
         now = self.clock()
-        bucket = self._buckets.get(key)
+        bucket = self._buckets.pop(key, None)
         if bucket is None:
             if len(self._buckets) >= _MAX_BUCKETS:
-                self._buckets.clear()  # every device starts again with a full bucket: errs on admitting
-            bucket = self._buckets[key] = _Bucket(burst, now)
+                # The least recently used bucket goes, not all of them: that quiet device starts again full
+                # (errs on admitting), while a flooding device, always the most recent, keeps its empty one.
+                del self._buckets[next(iter(self._buckets))]
+            bucket = _Bucket(burst, now)
         else:
             bucket.tokens = min(burst, bucket.tokens + (now - bucket.at) * rate)
             bucket.at = now
+        self._buckets[key] = bucket  # re-inserted last: the dict's order is least to most recently used
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return True

@@ -41,6 +41,16 @@ def test_alarms_have_a_bucket_per_kind_so_a_flood_of_one_never_hides_an_sos():
     assert limiter.admit("r/wristband/A", "r/wristband/A/sos", True)  # telemetry and alarms spent: SOS passes
 
 
+def test_a_full_table_forgets_the_quietest_device_not_the_flooding_one(monkeypatch):
+    monkeypatch.setattr("hub.ingest.ratelimit._MAX_BUCKETS", 3)
+    limiter = DeviceLimiter(RateLimits(rate=0.001, burst=2), Clock())
+    flood = [limiter.admit("r/w/LOUD", "r/w/LOUD/heartbeat", False) for _ in range(3)]
+    for name in ("A", "B", "C", "D"):  # more devices than the table holds, the flooder still sending
+        limiter.admit(f"r/w/{name}", f"r/w/{name}/heartbeat", False)
+        flood.append(limiter.admit("r/w/LOUD", "r/w/LOUD/heartbeat", False))
+    assert flood == [True, True] + [False] * 5  # wiping the table would have refilled its bucket
+
+
 def test_device_key():
     assert device_key("eldercare/v1/door/D1/state", "zigbee2mqtt") == "eldercare/v1/door/D1"
     assert device_key("zigbee2mqtt/hall_door", "zigbee2mqtt") == "zigbee2mqtt/hall_door"
