@@ -143,4 +143,8 @@ def _job(conn: psycopg.Connection[Any], proc: str, relation: str, want: dict[str
             return []
         conn.execute(remove, params)
     conn.execute(add, params)
-    return [f"{proc} on {relation}: " + ", ".join(f"{k} {v}" for k, v in want.items())]
+    return [f"{proc} on {relation}: " + ", ".join(f"{k} {_human(v)}" for k, v in want.items())]
+
+
+def _human(age: timedelta) -> str:
+    return f"{age.days} days" if age.days and not age.seconds else f"{age.total_seconds() / 3600:g} hours"

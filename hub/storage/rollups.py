@@ -69,16 +69,17 @@ class Source:
                 " GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 10000")
 
     def hourly_activity_sql(self) -> str:
-        """(resident_id, bucket, events) of activity events per hour for %(rids)s since %(since)s, for baselines.
+        """(resident_id, bucket, events) of activity events per whole hour for %(rids)s since %(since)s (baselines).
 
         hub/detection/home.py can read its baseline from this instead of its own raw query; on the Community
         edition that reads the continuous aggregate (one row per resident-hour-kind).
         """
+        start = self._trunc("hour", "%(since)s::timestamptz")
         if ACTIVITY in self.aggregates:
             return (f"SELECT resident_id, bucket, sum(active)::bigint AS events FROM {ACTIVITY}"  # noqa: S608
-                    " WHERE resident_id = ANY(%(rids)s) AND bucket >= %(since)s GROUP BY 1, 2 HAVING sum(active) > 0")
+                    f" WHERE resident_id = ANY(%(rids)s) AND bucket >= {start} GROUP BY 1, 2 HAVING sum(active) > 0")
         return (f"SELECT resident_id, {self._trunc('hour', 'ts')} AS bucket, count(*) AS events"  # noqa: S608
-                f" FROM device_events WHERE resident_id = ANY(%(rids)s) AND ts >= %(since)s AND ({ACTIVITY_RULE})"
+                f" FROM device_events WHERE resident_id = ANY(%(rids)s) AND ts >= {start} AND ({ACTIVITY_RULE})"
                 " GROUP BY 1, 2")
 
 
