@@ -105,8 +105,11 @@ def chown_tree(path: Path, user: pwd.struct_passwd | None) -> None:
 
 def reachable_by(path: Path, user: pwd.struct_passwd) -> bool:
     """True when `user` can enter `path` (every folder above it searchable), asked of the kernel as that user."""
+    # access(2) as that user checks search permission on every folder of the path (a child's cwd would
+    # be entered before it drops root).
     try:
-        subprocess.run(["/bin/true"], cwd=path, user=user.pw_uid, group=user.pw_gid, extra_groups=[], check=True)
+        subprocess.run(["/usr/bin/test", "-x", str(path)], user=user.pw_uid, group=user.pw_gid, extra_groups=[],
+                       check=True)
     except (OSError, subprocess.CalledProcessError):
         return False
     return True
