@@ -130,7 +130,7 @@ def service_dir(preferred: Path, user: pwd.struct_passwd | None) -> Path:
     preferred.parent.mkdir(parents=True, exist_ok=True)
     if user is None or reachable_by(preferred.parent, user):
         return preferred
-    digest = hashlib.sha256(str(preferred.resolve()).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(str(preferred.parent.resolve()).encode()).hexdigest()[:10]  # one folder per data dir
     moved = SHARED_STATE / f"{preferred.parent.parent.name or 'root'}-{digest}" / preferred.name
     if preferred.exists():
         if any(preferred.iterdir()):
