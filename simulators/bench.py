@@ -522,8 +522,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print only the JSON object")
     p.add_argument("--profile", type=Path, help="write each worker's cProfile output to this folder")
+    from simulators import bench_storage
+
+    bench_storage.add_parser(sub)
     args = parser.parse_args(argv)
-    result = ingest(args)
+    result = bench_storage.storage(args) if args.command == "storage" else ingest(args)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
