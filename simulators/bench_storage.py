@@ -10,7 +10,7 @@ The mix per household and day, from the fleet simulator's defaults (simulators/w
 routine's PIR re-trigger period): a wristband heartbeat every 300 s (battery and signal readings), a
 position every 600 s (a location event), vitals every 1800 s (a vitals event plus heart-rate and SpO2
 readings); four motion sensors reporting every ~240 s between 07:00 and 22:00 local time (80% of the
-slots); 12 door and 4 bed events. That is 1,157 messages and 1,323 rows per household-day; no IMU
+slots); 12 door and 4 bed events. That is about 676 messages and 1,060 rows per household-day; no IMU
 batches (kept 24 h only, and random samples do not compress).
 """
 
