@@ -59,7 +59,7 @@ async def activity(
     days: Annotated[int, Query(ge=1, le=90)] = 7,
     bucket: Annotated[Literal["hour", "day"], Query()] = "day",
 ) -> list[ActivityBucket]:
-    """Empty buckets are omitted; at most 744 buckets (745 with the partial current one)."""
+    """Empty buckets are omitted; at most 745 buckets (744 whole ones and the current one)."""
     await load_resident(conn, user, resident_id)
     rows = await fetch_all(conn, _source(hub).activity_sql(bucket),
                            {"rid": resident_id, "span": timedelta(days=_window(days, bucket))})
@@ -79,7 +79,7 @@ async def vitals(
     days: Annotated[int, Query(ge=1, le=90)] = 7,
     bucket: Annotated[Literal["hour", "day"], Query()] = "hour",
 ) -> list[VitalBucket]:
-    """Ordered by time, then metric; at most 744 buckets per metric."""
+    """Ordered by time, then metric; at most 745 buckets per metric (744 whole ones and the current one)."""
     await load_resident(conn, user, resident_id)
     params: dict[str, Any] = {"rid": resident_id, "span": timedelta(days=_window(days, bucket)), "metric": metric}
     rows = await fetch_all(conn, _source(hub).vitals_sql(bucket, metric is not None), params)
