@@ -78,7 +78,8 @@ async def detect(conn: psycopg.AsyncConnection[Any]) -> Capabilities:
         return Capabilities(None, None, read_at=now)
     lic = await (await conn.execute("SELECT current_setting('timescaledb.license', true)")).fetchone()
     compressed = tuple(r[0] for r in await (await conn.execute(
-        "SELECT hypertable_name FROM timescaledb_information.hypertables WHERE compression_enabled"
+        "SELECT hypertable_name FROM timescaledb_information.hypertables WHERE compression_enabled UNION"
+        " SELECT view_name FROM timescaledb_information.continuous_aggregates WHERE compression_enabled"
         " ORDER BY 1")).fetchall())
     jobs = await (await conn.execute(
         "SELECT j.proc_name, coalesce(c.view_name, j.hypertable_name), j.config, j.schedule_interval::text"

@@ -24,6 +24,12 @@ COMPRESSION = {
     "device_events": ("resident_id", "ts DESC"),
     "imu_batches": ("device_id", "ts DESC"),
 }
+# The aggregates too, one resident's hours per segment: uncompressed, those hours lie on as many pages as
+# rows, and a 30-day history read them all (docs/performance.md). A refresh over compressed hours works.
+AGGREGATE_COMPRESSION = {
+    rollups.ACTIVITY: ("resident_id", "bucket DESC, kind"),
+    rollups.VITALS: ("resident_id", "bucket DESC, metric"),
+}
 # The aggregates are refreshed every half hour; the hour still being written is served from raw rows.
 REFRESH_EVERY = timedelta(minutes=30)
 REFRESH_END = timedelta(hours=1)
@@ -58,9 +64,10 @@ class Plan:
                 rollups.ACTIVITY: self.telemetry_keep, rollups.VITALS: self.telemetry_keep}
 
     def compress_after(self) -> dict[str, timedelta]:
-        """Age after which each hypertable's chunks are compressed."""
+        """Age after which each hypertable's and aggregate's chunks are compressed."""
         return {"readings": self.telemetry_compress_after, "device_events": self.telemetry_compress_after,
-                "imu_batches": self.imu_compress_after}
+                "imu_batches": self.imu_compress_after, rollups.ACTIVITY: self.telemetry_compress_after,
+                rollups.VITALS: self.telemetry_compress_after}
 
     def refresh_start(self) -> timedelta:
         """How far back each refresh looks: the whole kept history minus a day.
@@ -96,15 +103,27 @@ def _ensure(conn: psycopg.Connection[Any], plan: Plan) -> list[str]:
             conn.execute(f"ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby ="
                          f" '{segment_by}', timescaledb.compress_orderby = '{order_by}')")
             changes.append(f"compression enabled on {table}")
-    caggs = {r[0]: r[1] for r in conn.execute(
-        "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates")}
+    caggs = {r[0]: (r[1], r[2]) for r in conn.execute(
+        "SELECT view_name, materialized_only, compression_enabled FROM timescaledb_information.continuous_aggregates")}
     for view in rollups.DEFINITIONS:
         if view not in caggs:
             conn.execute(rollups.create_sql(view))
             changes.append(f"continuous aggregate {view} created")
-        elif caggs[view]:
+        elif caggs[view][0]:
             conn.execute(f"ALTER MATERIALIZED VIEW {view} SET (timescaledb.materialized_only = false)")
             changes.append(f"real-time aggregation switched on for {view}")
+        if view not in caggs or not caggs[view][1]:
+            segment_by, order_by = AGGREGATE_COMPRESSION[view]
+            conn.execute(f"ALTER MATERIALIZED VIEW {view} SET (timescaledb.compress = true, timescaledb."
+                         f"compress_segmentby = '{segment_by}', timescaledb.compress_orderby = '{order_by}')")
+            changes.append(f"compression enabled on {view}")
+    # An aggregate's compression job needs its refresh job first.
+    for view in rollups.DEFINITIONS:
+        changes += _job(conn, "policy_refresh_continuous_aggregate", view,
+                        {"start_offset": plan.refresh_start(), "end_offset": REFRESH_END},
+                        "SELECT add_continuous_aggregate_policy(%(t)s::regclass, start_offset => %(start_offset)s,"
+                        " end_offset => %(end_offset)s, schedule_interval => %(every)s)",
+                        "SELECT remove_continuous_aggregate_policy(%(t)s::regclass)")
     for table, after in plan.compress_after().items():
         changes += _job(conn, "policy_compression", table, {"compress_after": after},
                         "SELECT add_compression_policy(%(t)s::regclass, compress_after => %(compress_after)s)",
@@ -113,12 +132,6 @@ def _ensure(conn: psycopg.Connection[Any], plan: Plan) -> list[str]:
         changes += _job(conn, "policy_retention", relation, {"drop_after": keep},
                         "SELECT add_retention_policy(%(t)s::regclass, drop_after => %(drop_after)s)",
                         "SELECT remove_retention_policy(%(t)s::regclass)")
-    for view in rollups.DEFINITIONS:
-        changes += _job(conn, "policy_refresh_continuous_aggregate", view,
-                        {"start_offset": plan.refresh_start(), "end_offset": REFRESH_END},
-                        "SELECT add_continuous_aggregate_policy(%(t)s::regclass, start_offset => %(start_offset)s,"
-                        " end_offset => %(end_offset)s, schedule_interval => %(every)s)",
-                        "SELECT remove_continuous_aggregate_policy(%(t)s::regclass)")
     for change in changes:
         log.info("storage: %s", change)
     return changes
