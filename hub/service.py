@@ -31,7 +31,7 @@ from hub.ingest.ratelimit import RateLimits
 from hub.ingest.writer import Committed, Writer
 from hub.settings import Settings
 from hub.shutdown import raise_if_cancelled, unless_stopped
-from hub.storage import capabilities, retention
+from hub.storage import capabilities, policies, retention
 from hub.storage.migrations import migrate
 from hub.storage.pool import make_pool, wait_for_database
 
@@ -101,14 +101,21 @@ class Hub:
         self.health.gauges["devices_known"] = len(self.bindings)
         return self.health.as_dict()
 
+    def publish_caps(self, caps: capabilities.Capabilities) -> None:
+        """Use and report what the server has now (re-read by every retention round)."""
+        self.caps = caps
+        self.health.timescaledb = caps.as_dict()
+
     async def prepare(self) -> None:
         """Wait for the database, migrate, detect TimescaleDB, open the pool, load bindings."""
         await wait_for_database(self.db_url, self.health)
         await asyncio.to_thread(migrate, self.db_url)
+        if self.primary:  # compression, retention jobs and aggregates, where the edition has them
+            await asyncio.to_thread(policies.ensure, self.db_url, policies.Plan.from_settings(self.settings))
         await self.pool.open(wait=True, timeout=30)
         async with self.pool.connection() as conn:
-            self.caps = await capabilities.detect(conn)
-        self.health.timescaledb = self.caps.as_dict() if self.caps.timescaledb else {}
+            self.publish_caps(await capabilities.detect(conn))
+        assert self.caps is not None
         if not self.caps.timescaledb:
             log.warning("running on plain PostgreSQL without TimescaleDB: ordinary tables with time indexes")
         else:
@@ -193,7 +200,7 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
     listening_since = datetime.now(UTC)
     hub.start_ingest(asyncio.get_running_loop())
     assert hub.caps is not None
-    keep = retention.plan(settings.retention_days_telemetry, settings.retention_hours_imu)
+    plan = policies.Plan.from_settings(settings)
     try:
         async with asyncio.TaskGroup() as tg:
             tasks = [
@@ -214,7 +221,7 @@ async def serve(hub: Hub, stop: asyncio.Event, with_api: bool = True) -> None:
                 tasks.append(tg.create_task(hub.engine.run(), name="escalation"))
             if hub.primary:  # database-driven jobs need only one runner
                 tasks += [
-                    tg.create_task(retention.run(hub.pool, hub.caps, keep), name="retention"),
+                    tg.create_task(retention.run(hub.pool, hub.caps, plan, hub.publish_caps), name="retention"),
                     # Silence is not counted while this hub was away: a restart is not every device going offline.
                     tg.create_task(device_health.run(hub.pool, device_types(), hub.writer.add_triggers,
                                                      listening_since=listening_since),

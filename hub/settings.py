@@ -165,6 +165,14 @@ class Settings(BaseSettings):
     demo_households: int = Field(5, ge=1, le=10000, description="Households in the demo fleet.")
     retention_days_telemetry: int = Field(90, ge=1, description="Days of telemetry and events kept.")
     retention_hours_imu: int = Field(24, ge=1, description="Hours of raw IMU samples kept.")
+    retention_days_dead_letters: int = Field(30, ge=1, description="Days of dead-lettered messages kept.")
+    retention_days_feed: int = Field(7, ge=1, description="Days of live-feed events kept (the feed's resume window).")
+    compress_after_days_telemetry: int = Field(
+        2, ge=1, description="Community edition: telemetry and device-event chunks older than this are compressed."
+    )
+    compress_after_hours_imu: int = Field(
+        2, ge=1, description="Community edition: raw IMU chunks older than this are compressed."
+    )
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
     policy_file: Path | None = Field(
         None,

@@ -17,6 +17,7 @@ import psycopg
 
 from devices.credentials import CredentialStore, acl_text
 from hub.embedded import MosquittoInstance, PostgresInstance
+from hub.embedded.process import EmbeddedError, service_dir, service_user
 from hub.embedded.process import stop as stop_child
 from hub.errors import ConfigError
 from hub.settings import Settings
@@ -49,7 +50,7 @@ def prepare_broker_accounts(broker: MosquittoInstance, settings: Settings, hub_p
 def _start_services(settings: Settings, data: Path, services: ExitStack) -> tuple[str, str, CredentialStore]:
     """Start the private PostgreSQL and Mosquitto where no URL is given; (db url, mqtt url, credentials)."""
     if settings.db_url is None:
-        pg = PostgresInstance(data / "pg", settings.embedded_pg_port)
+        pg = PostgresInstance(service_dir(data / "pg", service_user("postgres")), settings.embedded_pg_port)
         pg.start()
         services.callback(pg.stop)
         db_url = pg.url
@@ -58,7 +59,8 @@ def _start_services(settings: Settings, data: Path, services: ExitStack) -> tupl
         db_url = settings.db_url
     if settings.mqtt_url is not None:
         return db_url, settings.mqtt_url, CredentialStore(settings.passwd_file, settings.mqtt_reload_pid_file)
-    broker = MosquittoInstance(data / "mosquitto", settings.embedded_mqtt_port, tls_port=settings.mqtt_tls_port,
+    broker_dir = service_dir(data / "mosquitto", service_user("mosquitto"))
+    broker = MosquittoInstance(broker_dir, settings.embedded_mqtt_port, tls_port=settings.mqtt_tls_port,
                                tls_dir=settings.tls_dir.resolve(), device_port=settings.embedded_mqtt_device_port)
     password = account_password(data, "hub")
     store = prepare_broker_accounts(broker, settings, password)
@@ -86,6 +88,11 @@ async def _run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     data = settings.data_dir.resolve()
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise EmbeddedError(f"cannot create the data folder {data} ({err.strerror}); run from a folder you can "
+                            "write to or set ELDERCARE_DATA_DIR") from None
     with ExitStack() as services:
         db_url, mqtt_url, store = _start_services(settings, data, services)
         hub = Hub(settings, db_url, mqtt_url, escalation_elsewhere=settings.escalation_process)

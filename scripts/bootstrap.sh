@@ -46,14 +46,72 @@ system_packages() {
   fi
 }
 
+control_file() { echo "$("$pg_config" --sharedir)/extension/timescaledb.control"; }
+
+# The version CREATE EXTENSION would install, from the control file ("" when there is none).
+timescaledb_default_version() {
+  local control
+  control=$(control_file)
+  [ -f "$control" ] || return 0
+  sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" "$control" | head -1
+}
+
+# Complete means: the control file, the loader and the library of the version it names. Any build
+# counts (Timescale's Community packages, an older or newer version, our own Apache build).
 timescaledb_installed() {
-  local sharedir
-  sharedir=$("$pg_config" --sharedir)
-  [ -f "$sharedir/extension/timescaledb.control" ] && [ -f "$($pg_config --pkglibdir)/timescaledb.so" ]
+  local version libdir
+  version=$(timescaledb_default_version)
+  libdir=$("$pg_config" --pkglibdir)
+  [ -n "$version" ] && [ -f "$libdir/timescaledb.so" ] && [ -f "$libdir/timescaledb-$version.so" ]
+}
+
+timescaledb_describe() {
+  local version libdir
+  version=$(timescaledb_default_version)
+  libdir=$("$pg_config" --pkglibdir)
+  if [ -f "$libdir/timescaledb-tsl-$version.so" ]; then
+    echo "TimescaleDB $version with the Community (TSL) module"
+  else
+    echo "TimescaleDB $version, Apache edition"
+  fi
+}
+
+# Opt-in (ELDERCARE_TIMESCALE_PACKAGES=1): the Community edition from Timescale's own apt repository.
+# Adds that repository to the system's apt sources, so it is never done unasked.
+timescale_packages() {
+  [ "${ELDERCARE_TIMESCALE_PACKAGES:-0}" = 1 ] || return 1
+  apt_install curl ca-certificates gnupg
+  local key=/usr/share/keyrings/timescaledb.gpg
+  if ! curl -fsSL --max-time 20 https://packagecloud.io/timescale/timescaledb/gpgkey | as_root gpg --batch --yes \
+      --dearmor -o "$key"; then
+    log "Timescale's package repository cannot be reached; building the Apache edition instead"
+    return 1
+  fi
+  local codename
+  codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+  echo "deb [signed-by=$key] https://packagecloud.io/timescale/timescaledb/debian/ $codename main" \
+    | as_root tee /etc/apt/sources.list.d/timescaledb.list >/dev/null
+  apt_updated=0
+  if ! apt_install "timescaledb-2-postgresql-$pg_major"; then
+    log "installing Timescale's package failed; building the Apache edition instead"
+    return 1
+  fi
+  timescaledb_installed
 }
 
 timescaledb() {
-  if timescaledb_installed; then return 0; fi
+  if timescaledb_installed; then
+    log "using the installed $(timescaledb_describe)"
+    return 0
+  fi
+  local control
+  control=$(control_file)
+  if [ -f "$control" ] && dpkg-query -S "$control" >/dev/null 2>&1; then
+    # Half a packaged install: overwriting a package's files would break the next apt upgrade.
+    log "TimescaleDB is incomplete: reinstall $(dpkg-query -S "$control" | cut -d: -f1), which owns $control"
+    exit 1
+  fi
+  if timescale_packages; then return 0; fi
   # Debian 12 has no TimescaleDB package; Debian 13 ships the Apache-2 source. See docs/install.md.
   local src="$cache_dir/timescaledb-src"
   mkdir -p "$cache_dir"
@@ -100,12 +158,32 @@ browser() {
   apt_install chromium fonts-noto-cjk
 }
 
+# The storage tests also run against TimescaleDB's Community edition, built by their fixtures from
+# the upstream source into a private tree (never over the system's build). Fetch that source once;
+# where it cannot be fetched those tests are skipped, saying so. The product itself never needs it.
+community_source() {
+  local dir
+  if [ "$(id -u)" -eq 0 ]; then dir=/var/cache/eldercare; else dir="${XDG_CACHE_HOME:-$HOME/.cache}/eldercare"; fi
+  local tarball="$dir/timescaledb-$tsdb_version_wanted-src.tar.gz"
+  if [ -n "${ELDERCARE_TIMESCALEDB_SRC:-}" ] || [ -f "$tarball" ]; then return 0; fi
+  mkdir -p "$dir"
+  command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
+  if curl -fsSL --max-time 120 -o "$tarball.part" \
+      "https://github.com/timescale/timescaledb/archive/refs/tags/$tsdb_version_wanted.tar.gz"; then
+    mv "$tarball.part" "$tarball"
+    log "fetched the TimescaleDB $tsdb_version_wanted source for the Community-edition tests"
+  else
+    rm -f "$tarball.part"
+    log "could not fetch the TimescaleDB source: the Community-edition storage tests will be skipped"
+  fi
+}
+
 main() {
   local what=${1:-all}
   system_packages
   timescaledb
   python_env
-  if [ "$what" = test ]; then browser; fi
+  if [ "$what" = test ]; then browser; community_source; fi
 }
 
 main "$@"

@@ -522,12 +522,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print only the JSON object")
     p.add_argument("--profile", type=Path, help="write each worker's cProfile output to this folder")
-    from simulators import bench_flood, bench_import
+    from simulators import bench_flood, bench_import, bench_storage
 
     bench_import.add_parser(sub)
+    bench_storage.add_parser(sub)
     bench_flood.add_arguments(sub.add_parser("flood", help="one device floods alarms: another device's SOS latency"))
     args = parser.parse_args(argv)
-    runners = {"import": bench_import.bench, "flood": bench_flood.run}
+    runners = {"import": bench_import.bench, "storage": bench_storage.storage, "flood": bench_flood.run}
     result = runners.get(args.command, ingest)(args)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0

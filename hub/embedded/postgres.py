@@ -14,6 +14,7 @@ from hub.embedded.process import (
     EmbeddedError,
     chown_tree,
     ensure_port_free,
+    last_error,
     service_user,
     spawn,
     stop,
@@ -24,15 +25,10 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SUPERUSER = "eldercare"
 
 
-def timescaledb_available() -> bool:
-    """True when the TimescaleDB extension is installed for this PostgreSQL."""
-    try:
-        sharedir = subprocess.run(
-            [str(PG_BIN / "pg_config"), "--sharedir"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return False
-    return (Path(sharedir) / "extension" / "timescaledb.control").exists()
+def timescaledb_available(bin_dir: Path = PG_BIN) -> bool:
+    """True when the TimescaleDB extension is installed for the PostgreSQL in `bin_dir`."""
+    # Debian's layout: /usr/lib/postgresql/15/bin finds its share folder at /usr/share/postgresql/15.
+    return (bin_dir.parents[3] / "share" / "postgresql" / "15" / "extension" / "timescaledb.control").exists()
 
 
 @dataclass
@@ -42,6 +38,8 @@ class PostgresInstance:
     root: Path
     port: int
     timescaledb: bool = True
+    bin_dir: Path = PG_BIN
+    license: str | None = None  # timescaledb.license for this cluster; None keeps the build's default
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -65,9 +63,9 @@ class PostgresInstance:
 
     def start(self) -> None:
         """Create the cluster if needed, start it, and create the hub's database."""
-        if not (PG_BIN / "postgres").exists():
-            raise EmbeddedError(f"PostgreSQL 15 is not installed ({PG_BIN}); run scripts/bootstrap.sh")
-        if self.timescaledb and not timescaledb_available():
+        if not (self.bin_dir / "postgres").exists():
+            raise EmbeddedError(f"PostgreSQL 15 is not installed ({self.bin_dir}); run scripts/bootstrap.sh")
+        if self.timescaledb and not timescaledb_available(self.bin_dir):
             raise EmbeddedError("TimescaleDB is not installed for PostgreSQL 15; run scripts/bootstrap.sh")
         ensure_port_free(self.port, "private PostgreSQL", "ELDERCARE_EMBEDDED_PG_PORT")
         user = service_user("postgres")
@@ -93,7 +91,9 @@ class PostgresInstance:
         if self.timescaledb:
             settings["shared_preload_libraries"] = "timescaledb"
             settings["timescaledb.telemetry_level"] = "off"
-        args = [str(PG_BIN / "postgres"), "-D", str(self.datadir)]
+            if self.license is not None:
+                settings["timescaledb.license"] = self.license
+        args = [str(self.bin_dir / "postgres"), "-D", str(self.datadir)]
         for key, value in settings.items():
             args += ["-c", f"{key}={value}"]
         return args
@@ -108,12 +108,13 @@ class PostgresInstance:
         chown_tree(self.root, service_user("postgres"))
         log = self.root / "initdb.log"
         proc = spawn(
-            [str(PG_BIN / "initdb"), "-D", str(self.datadir), "-U", SUPERUSER, f"--pwfile={pwfile}",
+            [str(self.bin_dir / "initdb"), "-D", str(self.datadir), "-U", SUPERUSER, f"--pwfile={pwfile}",
              "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"],
             log, service_user("postgres"),
         )
         if proc.wait(120) != 0:
-            raise EmbeddedError(f"initdb failed: see {log}")
+            raise EmbeddedError(f"could not create the private PostgreSQL cluster in {self.datadir}: "
+                                f"{last_error(log)}")
 
     def _create_database(self) -> None:
         import psycopg

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import pwd
 import signal
@@ -59,6 +60,16 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path
     raise EmbeddedError(f"{what} did not accept connections on port {port} within {timeout:.0f} s: {tail(log)}")
 
 
+def last_error(path: Path) -> str:
+    """The most telling line of a failed tool's log (its last error line), for a one-line message."""
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "(no output)"
+    errors = [ln for ln in lines if "error" in ln.lower() or "fatal" in ln.lower() or "denied" in ln.lower()]
+    return (errors or lines or ["(no output)"])[-1]
+
+
 def tail(path: Path, lines: int = 8) -> str:
     """The last lines of a log file, for error messages."""
     try:
@@ -82,10 +93,61 @@ def chown_tree(path: Path, user: pwd.struct_passwd | None) -> None:
     """Give a service's private directory to the account it runs as."""
     if user is None:
         return
-    for root, dirs, files in os.walk(path):
-        os.chown(root, user.pw_uid, user.pw_gid)
-        for name in dirs + files:
-            os.chown(Path(root) / name, user.pw_uid, user.pw_gid, follow_symlinks=False)
+    try:
+        for root, dirs, files in os.walk(path):
+            os.chown(root, user.pw_uid, user.pw_gid)
+            for name in dirs + files:
+                os.chown(Path(root) / name, user.pw_uid, user.pw_gid, follow_symlinks=False)
+    except OSError as err:
+        raise EmbeddedError(f"cannot give {path} to the {user.pw_name!r} account ({err.strerror}): its file system "
+                            "does not allow it; set ELDERCARE_DATA_DIR to a folder on a local disk") from None
+
+
+def reachable_by(path: Path, user: pwd.struct_passwd) -> bool:
+    """True when `user` can enter `path` (every folder above it searchable), asked of the kernel as that user."""
+    # access(2) as that user checks search permission on every folder of the path (a child's cwd would
+    # be entered before it drops root).
+    try:
+        subprocess.run(["/usr/bin/test", "-x", str(path)], user=user.pw_uid, group=user.pw_gid, extra_groups=[],
+                       check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return True
+
+
+SHARED_STATE = Path("/var/lib/eldercare")
+
+
+def service_dir(preferred: Path, user: pwd.struct_passwd | None) -> Path:
+    """Where a private service keeps its files: `preferred`, or a folder its account can reach.
+
+    As root the services run as their own accounts (PostgreSQL refuses to run as root). A clone in a
+    private home folder (mode 0700) is closed to them, so their files go under /var/lib/eldercare and
+    `preferred` becomes a symlink to that folder: later runs, and the person looking for the data, find it.
+    """
+    if preferred.is_symlink():
+        return preferred.resolve()
+    preferred.parent.mkdir(parents=True, exist_ok=True)
+    if user is None or reachable_by(preferred.parent, user):
+        return preferred
+    digest = hashlib.sha256(str(preferred.parent.resolve()).encode()).hexdigest()[:10]  # one folder per data dir
+    moved = SHARED_STATE / f"{preferred.parent.parent.name or 'root'}-{digest}" / preferred.name
+    if preferred.exists():
+        if any(preferred.iterdir()):
+            raise EmbeddedError(
+                f"the {user.pw_name!r} account cannot enter {preferred.parent} and {preferred} already holds "
+                f"data; move that folder to {moved} or give the account access (chmod o+x on each folder above)")
+        preferred.rmdir()
+    try:
+        moved.mkdir(parents=True, exist_ok=True)
+        for folder in (SHARED_STATE, moved.parent):
+            folder.chmod(0o755)
+        preferred.symlink_to(moved, target_is_directory=True)
+    except OSError as err:
+        raise EmbeddedError(
+            f"the {user.pw_name!r} account cannot enter {preferred.parent} and {moved} cannot be created "
+            f"({err.strerror}); set ELDERCARE_DATA_DIR to a folder that account can enter") from None
+    return moved
 
 
 def die_with_parent() -> None:
@@ -96,7 +158,7 @@ def die_with_parent() -> None:
 
 
 def spawn(args: list[str], log: Path, user: pwd.struct_passwd | None) -> subprocess.Popen[bytes]:
-    """Start a service as a child that dies with us and writes to its own log."""
+    """Start a service in its own folder, as a child that dies with us and writes to its own log."""
     log.parent.mkdir(parents=True, exist_ok=True)
     out = log.open("ab")
     try:
@@ -109,6 +171,9 @@ def spawn(args: list[str], log: Path, user: pwd.struct_passwd | None) -> subproc
             group=user.pw_gid if user else None,
             extra_groups=[] if user else None,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - we spawn only from the main thread
+            # Not our working directory: initdb returns to it after looking up its own path, and a
+            # service account cannot enter a private folder the hub was started from.
+            cwd=log.parent,
             env={**os.environ, "LC_ALL": "C.UTF-8"},
         )
     finally:

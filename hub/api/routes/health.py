@@ -4,7 +4,9 @@
   means "restart me"; a database or broker outage is *not* a reason, so it never fails for one.
 - `/health/ready`: the hub can take and store messages now (database and broker both up).
   A failing readiness probe means "do not send traffic / page the operator", not "restart".
-- `/health`: both, plus the detail (outages, last outage length, ingestion counters). With several
+- `/health`: both, plus the detail (outages, last outage length, ingestion counters, and under
+  `timescaledb` the edition and the compression, retention jobs and continuous aggregates read from
+  the server at start-up and every hour; docs/operations.md). With several
   workers or a separate escalation process, also each other process's last snapshot and the
   counters summed over all of them.
 """

@@ -1,4 +1,8 @@
-"""A resident's activity and vital signs over time, bucketed in the database."""
+"""A resident's activity and vital signs over time, bucketed in the database.
+
+Windows are whole buckets (the first hour or day is complete). On the Community edition the series come
+from the real-time continuous aggregates (hub/storage/rollups.py); elsewhere from the raw tables.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from pydantic import BaseModel
 from hub.api.deps import ConnDep, CurrentUser, HubDep
 from hub.api.routes.residents import load_resident
 from hub.api.schemas import fetch_all
+from hub.storage.rollups import Source
 
 router = APIRouter(prefix="/api/history", tags=["history"])
 
@@ -38,11 +43,9 @@ class VitalBucket(BaseModel):
     n: int
 
 
-def _bucket(hub: Any, bucket: str, col: str) -> str:
-    """time_bucket on TimescaleDB (hypertable-aware), date_trunc on plain PostgreSQL; same boundaries."""
-    if hub.caps is not None and hub.caps.timescaledb:
-        return f"time_bucket(interval '1 {bucket}', {col})"
-    return f"date_trunc('{bucket}', {col})"
+def _source(hub: Any) -> Source:
+    """The continuous aggregates when the server has them, else the raw tables."""
+    return hub.caps.rollups if hub.caps is not None else Source(timescaledb=False)
 
 
 def _window(days: int, bucket: str) -> int:
@@ -56,13 +59,10 @@ async def activity(
     days: Annotated[int, Query(ge=1, le=90)] = 7,
     bucket: Annotated[Literal["hour", "day"], Query()] = "day",
 ) -> list[ActivityBucket]:
-    """Empty buckets are omitted; at most 744 buckets."""
+    """Empty buckets are omitted; at most 745 buckets (744 whole ones and the current one)."""
     await load_resident(conn, user, resident_id)
-    b = _bucket(hub, bucket, "ts")
-    rows = await fetch_all(
-        conn, f"SELECT {b} AS bucket, kind, count(*) AS n FROM device_events"  # noqa: S608 - bucket is ours
-        " WHERE resident_id = %(rid)s AND ts > now() - %(span)s GROUP BY 1, 2 ORDER BY 1",
-        {"rid": resident_id, "span": timedelta(days=_window(days, bucket))})
+    rows = await fetch_all(conn, _source(hub).activity_sql(bucket),
+                           {"rid": resident_id, "span": timedelta(days=_window(days, bucket))})
     out: dict[datetime, ActivityBucket] = {}
     for r in rows:
         entry = out.setdefault(r["bucket"], ActivityBucket(ts=r["bucket"], events=0, by_kind={}))
@@ -79,16 +79,8 @@ async def vitals(
     days: Annotated[int, Query(ge=1, le=90)] = 7,
     bucket: Annotated[Literal["hour", "day"], Query()] = "hour",
 ) -> list[VitalBucket]:
-    """Ordered by time, then metric; at most 744 buckets per metric."""
+    """Ordered by time, then metric; at most 745 buckets per metric (744 whole ones and the current one)."""
     await load_resident(conn, user, resident_id)
-    b = _bucket(hub, bucket, "ts")
-    params: dict[str, Any] = {"rid": resident_id, "span": timedelta(days=_window(days, bucket))}
-    metric_clause = ""
-    if metric is not None:
-        metric_clause = " AND metric = %(metric)s"
-        params["metric"] = metric
-    rows = await fetch_all(
-        conn, f"SELECT {b} AS ts, metric, avg(value) AS avg, min(value) AS min, max(value) AS max,"  # noqa: S608
-        f" count(*) AS n FROM readings WHERE resident_id = %(rid)s AND ts > now() - %(span)s{metric_clause}"
-        " GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 10000", params)
+    params: dict[str, Any] = {"rid": resident_id, "span": timedelta(days=_window(days, bucket)), "metric": metric}
+    rows = await fetch_all(conn, _source(hub).vitals_sql(bucket, metric is not None), params)
     return [VitalBucket(**r) for r in rows]
