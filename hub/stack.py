@@ -117,7 +117,8 @@ async def _run(settings: Settings) -> None:
             tasks.append(asyncio.create_task(_demo(settings, db_url, demo_url, store, stop)))
         print(f"  dashboard: http://{settings.api_host}:{settings.api_port}/console   API docs: /docs", flush=True)
         if settings.demo:
-            print("  demo login: demo / demo (operator)", flush=True)
+            print("  demo logins: demo / demo (operator), worker1 / worker1 and worker2 / worker2 "
+                  "(community workers); demo mode only", flush=True)
         print("  press Ctrl-C to stop", flush=True)
         try:
             await serve(hub, stop)
