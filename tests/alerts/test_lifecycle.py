@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from alerts import lifecycle
-from alerts.errors import TransitionConflict, TransitionForbidden
+from alerts.errors import TransitionConflict, TransitionForbidden, TransitionInvalid
 from alerts.lifecycle import OWN, RULES, Actor
 from alerts.model import Trigger
 from hub.users import User
@@ -242,3 +242,21 @@ async def test_an_open_alert_keeps_its_first_location_and_every_report_is_on_the
     reports = [(d["device"], d["location"]["lat"]) for k, d in await timeline(db_url, alert_id)
                if k == "retriggered"]
     assert reports == [("WB1", 22.5431), ("W3G", 39.9042)]
+
+
+async def test_assigning_reads_a_region_name_literally(db_url: str, world: Any) -> None:
+    """Issue 17 finding 3: as a LIKE pattern, a worker's scope `sec_t` also covered `secxt`."""
+    await world.region_tree()
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        for path in ("sz/futian/sec_t", "sz/futian/secxt"):
+            await conn.execute("INSERT INTO regions (path, level, name) VALUES (%s, 'community', %s)", (path, path))
+    await world.resident("R1", "sz/futian/secxt")
+    await world.user("near", "community_worker", "sz/futian/sec_t")
+    await world.user("there", "community_worker", "sz/futian/secxt")
+    alert_id = await raise_trigger(db_url, "R1", "sos")
+    operator = Actor(role="operator", name="op")
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        ids = dict(await (await conn.execute("SELECT username, id FROM users")).fetchall())
+        with pytest.raises(TransitionInvalid):
+            await lifecycle.assign(conn, alert_id, operator, ids["near"])
+        await lifecycle.assign(conn, alert_id, operator, ids["there"])
