@@ -195,7 +195,10 @@ WITH last AS (
                        OR last.details->>'severity' IS DISTINCT FROM %(severity)s
                      THEN %(now)s ELSE (last.details->>'fed_at')::float8 END)
   FROM last WHERE e.id = last.id AND last.kind = 'retriggered'
-    -- A report from a new place starts a row of its own, so every location stays on the timeline, in order.
+    -- A report from another device, of other trust, or from a new place starts a row of its own: every report
+    -- stays on the timeline with its source, in order (a spoofed watch's must not be credited to a wristband).
+    AND last.details->'device' IS NOT DISTINCT FROM %(event)s->'device'
+    AND last.details->'verified' IS NOT DISTINCT FROM %(event)s->'verified'
     AND NOT (%(event)s ? 'location' AND last.details->'location' IS DISTINCT FROM %(event)s->'location')
   RETURNING (%(now)s - COALESCE((last.details->>'fed_at')::float8, 0) >= %(gap)s
              OR last.details->>'severity' IS DISTINCT FROM %(severity)s) AS due,

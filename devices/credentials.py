@@ -28,7 +28,10 @@ class ReservedAccount(CredentialError):
 
 # Names no device may take, even before the service account exists: the hub, every gateway (gw-*),
 # any service (svc-*) and the zigbee2mqtt bridge. Case-insensitive, so `HUB` is refused too.
-RESERVED = re.compile(r"^(hub|zigbee2mqtt|mosquitto|admin|root|(hub|gw|svc|sys)[-_].*)$", re.IGNORECASE)
+# Names no device may take. Mosquitto shares client ids across listeners and the device listener makes a
+# device's name its client id, so the services' client ids (the hub's `eldercare-hub`, `hub-*`) are kept here
+# too: a device named like one would take over that service's persistent session.
+RESERVED = re.compile(r"^(hub|zigbee2mqtt|mosquitto|admin|root|(hub|gw|svc|sys|eldercare)[-_].*)$", re.IGNORECASE)
 
 
 def services_file(passwd_file: Path) -> Path:

@@ -80,7 +80,8 @@ class Settings(BaseSettings):
         "X-Forwarded-For / X-Forwarded-Proto the API believes. Empty: none, every client is its socket address.",
     )
     mqtt_client_id: str = Field(
-        "eldercare-hub", description="Fixed MQTT client id of the ingestion session (persistent session)."
+        "eldercare-hub", description="Fixed MQTT client id of the ingestion session (persistent session); it must "
+        "start with eldercare-, hub- or svc-, names no device may take.",
     )
     mqtt_username: str = Field("hub", description="MQTT account of the hub.")
     mqtt_password: SecretStr | None = Field(
@@ -279,6 +280,17 @@ class Settings(BaseSettings):
         if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
             raise ValueError("must look like https://care.example.org (optionally with a path prefix)")
         return value.rstrip("/")
+
+    @field_validator("mqtt_client_id")
+    @classmethod
+    def _service_client_id(cls, value: str) -> str:
+        from devices.credentials import RESERVED
+
+        if not RESERVED.match(value):
+            # A device provisioned under this name would log in with it as its client id and take over the
+            # hub's persistent session, losing messages the broker had acknowledged.
+            raise ValueError("must start with eldercare-, hub- or svc- (names reserved from devices)")
+        return value
 
     @field_validator("log_level")
     @classmethod

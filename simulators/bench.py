@@ -461,7 +461,7 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
 
         env = {**os.environ, "ELDERCARE_DB_URL": pg.url, "ELDERCARE_LOG_LEVEL": "WARNING",
                "ELDERCARE_MQTT_URL": f"mqtt://hub:hub-bench@127.0.0.1:{broker.port}",
-               "ELDERCARE_MQTT_CLIENT_ID": "bench-hub", "ELDERCARE_WATCH_GATEWAY_PORT": "0"}
+               "ELDERCARE_MQTT_CLIENT_ID": "hub-bench", "ELDERCARE_WATCH_GATEWAY_PORT": "0"}
         procs = start_workers(args.workers, env, base)
         stack.callback(stop_workers, procs)
         warm_up(pg.url, publisher, args.workers, args.devices, rng, work_t0 - 7200)

@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         api_port = free_port()
         env = {**os.environ, "ELDERCARE_DB_URL": pg.url, "ELDERCARE_LOG_LEVEL": "WARNING",
                "ELDERCARE_MQTT_URL": f"mqtt://hub:hub-bench@127.0.0.1:{broker.port}",
-               "ELDERCARE_MQTT_CLIENT_ID": "flood-hub", "ELDERCARE_WATCH_GATEWAY_PORT": "0",
+               "ELDERCARE_MQTT_CLIENT_ID": "hub-flood", "ELDERCARE_WATCH_GATEWAY_PORT": "0",
                "ELDERCARE_API_PORT": str(api_port), "ELDERCARE_DATA_DIR": str(base / "var"),
                "ELDERCARE_INGEST_FLUSH_MS": "20"}
         log = stack.enter_context((base / "hub.log").open("ab"))

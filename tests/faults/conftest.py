@@ -214,7 +214,7 @@ def hub_process(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
         port = free_port()
         env = {**os.environ, "ELDERCARE_DB_URL": db_url, "ELDERCARE_MQTT_URL": broker.hub_url,
                "ELDERCARE_API_PORT": str(port), "ELDERCARE_DATA_DIR": str(tmp_path / "var"),
-               "ELDERCARE_WATCH_GATEWAY_PORT": "0", "ELDERCARE_MQTT_CLIENT_ID": "fault-hub",
+               "ELDERCARE_WATCH_GATEWAY_PORT": "0", "ELDERCARE_MQTT_CLIENT_ID": "hub-fault",
                "ELDERCARE_POLICY_FILE": str(policy), "ELDERCARE_LOG_LEVEL": "INFO",
                "ELDERCARE_INGEST_FLUSH_MS": "20", "ELDERCARE_QUIET_HOURS": "",
                "ELDERCARE_MQTT_PASSWD_FILE": str(broker.instance.passwd_file), **extra}

@@ -55,3 +55,10 @@ def test_readme_settings_table_lists_every_setting():
     missing = [f"ELDERCARE_{name.upper()}" for name in Settings.model_fields
                if f"`ELDERCARE_{name.upper()}`" not in readme]
     assert missing == []
+
+
+def test_the_hubs_client_id_must_be_a_name_no_device_may_take():
+    """A device provisioned as the hub's client id took over its persistent session (issue 17, a replayed attack)."""
+    assert load_settings(mqtt_client_id="eldercare-hub-2").mqtt_client_id == "eldercare-hub-2"
+    with pytest.raises(ConfigError, match=r"(?i)mqtt_client_id"):
+        load_settings(mqtt_client_id="ingest-1")
