@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from datetime import UTC, datetime
 
 import aiomqtt
 import pytest
 
 from devices.registry import device_types
-from simulators.fleet import Fleet, Stats, clock_for, direct_links
+from simulators.fleet import Fleet, Stats, VirtualClock, clock_for, direct_links
 from simulators.gateway import gateway_links, z2m_payload
 from simulators.household import DbProvisioner, SimDevice, make_households
 
@@ -71,7 +72,10 @@ async def test_zigbee2mqtt_gateway_carries_a_households_sensors_on_one_connectio
     ready = asyncio.Event()
     listener = asyncio.create_task(_collect(services, "z2m/x/#", got, ready))
     await ready.wait()
-    fleet = Fleet(houses, links, clock_for(3600, 30), stats, seed=1)
+    # Simulated time runs from a fixed noon (Shanghai), so the residents are awake and moving whatever hour the
+    # test runs at: simulated time that ended at the real now fell in Shanghai's night near midnight UTC.
+    noon = datetime(2026, 6, 1, 4, tzinfo=UTC).timestamp()
+    fleet = Fleet(houses, links, VirtualClock(3600, time.time(), noon), stats, seed=1)
     await fleet.run(asyncio.Event(), duration_s=4)
     await asyncio.sleep(0.3)
     listener.cancel()
