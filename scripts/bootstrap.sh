@@ -174,7 +174,7 @@ community_source() {
     log "fetched the TimescaleDB $tsdb_version_wanted source for the Community-edition tests"
   else
     rm -f "$tarball.part"
-    log "could not fetch the TimescaleDB source: the Community-edition storage tests will be skipped"
+    log "could not fetch the TimescaleDB source: the Community-edition storage tests use \$ELDERCARE_TIMESCALEDB_SRC or ../shared/vendor when present, and are skipped otherwise"
   fi
 }
 
