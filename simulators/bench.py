@@ -432,23 +432,34 @@ def sos_latency(db_url: str, publisher: Publisher, devices: int, rate: float, se
             "p50_p99_alert_to_notification": quantiles(to_notice)}
 
 
+def private_postgres(stack: ExitStack, prefix: str) -> tuple[Path, PostgresInstance]:
+    """A temporary folder the services may enter, and a private PostgreSQL in it, stopped with the stack."""
+    base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    base.chmod(0o755)  # PostgreSQL and Mosquitto run as their own accounts under root
+    pg = PostgresInstance(base / "pg", free_port())
+    pg.start()
+    stack.callback(pg.stop)
+    return base, pg
+
+
+def private_broker(stack: ExitStack, base: Path) -> MosquittoInstance:
+    """A private Mosquitto with the hub's account (password hub-bench) and a publisher `bench` on ROOT."""
+    broker = MosquittoInstance(base / "mosquitto", free_port())
+    broker.root.mkdir(parents=True)
+    broker.acl_file.write_text(acl_text(ROOT, "hub", {"bench": f"{ROOT}/#"}))
+    CredentialStore(broker.passwd_file, broker.pid_file).set_many({"hub": "hub-bench", "bench": "bench"})
+    broker.start()
+    stack.callback(broker.stop)
+    return broker
+
+
 def ingest(args: argparse.Namespace) -> dict[str, Any]:
     """Run the whole benchmark and return its figures."""
     rng = random.Random(args.seed)
     mix = parse_mix(args.mix)
     with ExitStack() as stack:
-        base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eldercare-bench-")))
-        base.chmod(0o755)
-        pg = PostgresInstance(base / "pg", free_port())
-        pg.start()
-        stack.callback(pg.stop)
-        broker = MosquittoInstance(base / "mosquitto", free_port())
-        broker.root.mkdir(parents=True)
-        broker.acl_file.write_text(acl_text(ROOT, "hub", {"bench": f"{ROOT}/#"}))
-        store = CredentialStore(broker.passwd_file, broker.pid_file)
-        store.set_many({"hub": "hub-bench", "bench": "bench"})
-        broker.start()
-        stack.callback(broker.stop)
+        base, pg = private_postgres(stack, "eldercare-bench-")
+        broker = private_broker(stack, base)
         migrate(pg.url)
         sys.stderr.write(f"seeding {args.devices} devices\n")
         seed(pg.url, args.devices)

@@ -14,11 +14,9 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,8 +24,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices.credentials import CredentialStore, acl_text
-from hub.embedded import MosquittoInstance, PostgresInstance, free_port
+from hub.embedded import free_port
 from hub.storage.migrations import migrate
 from simulators import bench
 
@@ -136,17 +133,8 @@ def measure(db_url: str, api_base: str, broker_port: int, user: str, password: s
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start a private PostgreSQL, Mosquitto and hub, measure once, and return the figures."""
     with ExitStack() as stack:
-        base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eldercare-flood-")))
-        base.chmod(0o755)
-        pg = PostgresInstance(base / "pg", free_port())
-        pg.start()
-        stack.callback(pg.stop)
-        broker = MosquittoInstance(base / "mosquitto", free_port())
-        broker.root.mkdir(parents=True)
-        broker.acl_file.write_text(acl_text(bench.ROOT, "hub", {"bench": f"{bench.ROOT}/#"}))
-        CredentialStore(broker.passwd_file, broker.pid_file).set_many({"hub": "hub-bench", "bench": "bench"})
-        broker.start()
-        stack.callback(broker.stop)
+        base, pg = bench.private_postgres(stack, "eldercare-flood-")
+        broker = bench.private_broker(stack, base)
         migrate(pg.url)
         bench.seed(pg.url, 10)
         add_admin(pg.url)

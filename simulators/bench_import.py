@@ -16,7 +16,6 @@ import csv
 import os
 import platform
 import sys
-import tempfile
 import time
 from contextlib import ExitStack, suppress
 from pathlib import Path
@@ -25,10 +24,10 @@ from typing import Any
 import psycopg
 
 from devices.credentials import CredentialStore
-from hub.embedded import PostgresInstance, free_port
 from hub.imports.columns import COLUMNS
 from hub.imports.job import create_job, run_import
 from hub.storage.migrations import migrate
+from simulators.bench import private_postgres
 
 COMMUNITIES = 40
 
@@ -102,11 +101,7 @@ async def _one_run(db_url: str, roster: Path, store: CredentialStore, creds: Pat
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     """Run the import benchmark and return its figures."""
     with ExitStack() as stack:
-        base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eldercare-bench-import-")))
-        base.chmod(0o755)
-        pg = PostgresInstance(base / "pg", free_port())
-        pg.start()
-        stack.callback(pg.stop)
+        base, pg = private_postgres(stack, "eldercare-bench-import-")
         migrate(pg.url)
         _seed_regions(pg.url)
         roster = base / "roster.csv"
