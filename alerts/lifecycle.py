@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from alerts.errors import AlertNotFound, TransitionConflict, TransitionForbidden, TransitionInvalid
 from alerts.model import Trigger
 from alerts.timeline import DUE_CHANNEL, add_event, feed
+from hub.users import region_within
 
 if TYPE_CHECKING:
     from hub.users import User
@@ -300,8 +301,7 @@ async def assign(conn: AsyncConnection[Any], alert_id: int, actor: Actor, user_i
         "SELECT username, scope_path FROM users WHERE id = %s AND NOT disabled AND role = ANY(%s)",
         (user_id, list(RESPONDER_ROLES)))).fetchone()
     region: str = row["region_path"]
-    # Prefix compare in Python, not LIKE: a '_' or '%' in a region name must not act as a wildcard.
-    if target is None or not (target[1] is None or region == target[1] or region.startswith(target[1] + "/")):
+    if target is None or not (target[1] is None or region_within(region, target[1])):
         raise TransitionInvalid(f"user {user_id} cannot respond to alerts in {region}")
     await conn.execute("UPDATE alerts SET assigned_to = %s, updated_at = now() WHERE id = %s", (user_id, alert_id))
     await _record(conn, row, actor, "assigned", {"to": target[0], "note": note}, _AUDIT["assign"])

@@ -110,6 +110,14 @@ async def logout(conn: AsyncConnection[Any], token: str) -> None:
     await conn.execute("DELETE FROM auth_tokens WHERE token_hash = %s", (_token_hash(token),))
 
 
+def region_within(region_path: str, scope_path: str) -> bool:
+    """True when `region_path` is `scope_path` or below it: the rule of scope_filter for paths already in hand.
+
+    A literal prefix compare, so a `_` or `%` in a region name is never a wildcard.
+    """
+    return region_path == scope_path or region_path.startswith(scope_path + "/")
+
+
 def scope_filter(user: User, region_col: str, resident_col: str) -> tuple[str, dict[str, Any]]:
     """A WHERE fragment limiting rows to what the user may see, enforced in the query itself."""
     if user.is_platform_wide:

@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 from alerts.model import Binding
 from devices.provisioning import provision
 from hub.imports.rows import RosterRow, RowError
-from hub.users import User
+from hub.users import User, region_within
 
 
 def covers(user: User | None, path: str) -> bool:
@@ -21,7 +21,7 @@ def covers(user: User | None, path: str) -> bool:
         return True
     if user.role == "family" or user.scope_path is None:
         return False
-    return path == user.scope_path or path.startswith(user.scope_path + "/")
+    return region_within(path, user.scope_path)
 
 
 @dataclass

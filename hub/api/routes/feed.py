@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from alerts.timeline import FEED_CHANNEL
 from hub.api.deps import HubDep, oauth2
 from hub.api.schemas import fetch_all, fetch_one
-from hub.users import AuthError, User, scope_filter, user_for_token
+from hub.users import AuthError, User, region_within, scope_filter, user_for_token
 
 if TYPE_CHECKING:
     from hub.service import Hub
@@ -91,8 +91,7 @@ def visible(user: User, row: dict[str, Any]) -> bool:
     scope = user.scope_path
     if scope is None:
         return False
-    region: str = row["region_path"]
-    return region == scope or region.startswith(scope + "/")
+    return region_within(row["region_path"], scope)
 
 
 def _token_hash(token: str) -> bytes:
